@@ -1,0 +1,1 @@
+"""Speech engines: one :class:`engines.base.Engine` per served model, created by name."""

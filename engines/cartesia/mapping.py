@@ -1,0 +1,94 @@
+"""Together's speech request -> Cartesia's TTS request body (POST /tts/bytes and /tts/sse).
+
+Cartesia's body: ``model_id``, ``transcript``, ``voice: {mode: "id", id}``, ``language`` and
+``output_format``, whose shape depends on the container: ``raw``/``wav`` carry ``encoding`` and
+``sample_rate``; ``mp3`` carries ``sample_rate`` and ``bit_rate``. Everything Cartesia would reject
+for a reason we can see locally is rejected here first, as a 400 naming the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.base import OutputSpec, SynthesisRequest
+from server.errors import InvalidRequest, UnsupportedLanguage
+
+#: The only output rates Cartesia accepts, for every container.
+CARTESIA_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 44100, 48000)
+#: MP3 bit rates Cartesia accepts (the same set Together's schema allows).
+CARTESIA_MP3_BIT_RATES: tuple[int, ...] = (32000, 64000, 96000, 128000, 192000)
+#: Languages Cartesia's TTS endpoints document; they are exactly Together's language enum.
+CARTESIA_LANGUAGES: frozenset[str] = frozenset(
+    {"en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"}
+)
+#: ``generation_config.speed`` bounds (Sonic 3 and later). 1.0 is never sent, so older models work.
+SPEED_MIN, SPEED_MAX = 0.6, 1.5
+
+_DEFAULT_MODEL_NAMES = frozenset({"cartesia/sonic", "sonic"})
+_FAMILY_PREFIX = "cartesia/"
+
+
+def cartesia_model_id(requested_model: str, default_model_id: str) -> str:
+    """``cartesia/sonic`` (or ``sonic``) -> the configured id; ``cartesia/sonic-2`` -> ``sonic-2``."""
+    name = requested_model.strip().lower()
+    if name in _DEFAULT_MODEL_NAMES:
+        return default_model_id
+    if name.startswith(_FAMILY_PREFIX + "sonic-"):
+        return name[len(_FAMILY_PREFIX) :]
+    # The registry only routes cartesia/sonic names here; anything else falls back to the default.
+    return default_model_id
+
+
+def effective_sample_rate(output: OutputSpec, default_sample_rate: int) -> int:
+    return output.sample_rate if output.sample_rate is not None else default_sample_rate
+
+
+def check_request(request: SynthesisRequest, default_sample_rate: int) -> None:
+    """Raise the 400 Cartesia would give, before spending anything upstream."""
+    if request.language not in CARTESIA_LANGUAGES:
+        supported = ", ".join(sorted(CARTESIA_LANGUAGES))
+        raise UnsupportedLanguage(f"Language '{request.language}' is not supported by Cartesia Sonic ({supported}).")
+    output = request.output
+    if output.stream and output.format != "raw":
+        raise InvalidRequest(
+            f"Streaming returns raw audio only; response_format '{output.format}' needs stream=false.",
+            param="response_format",
+        )
+    rate = effective_sample_rate(output, default_sample_rate)
+    if rate not in CARTESIA_SAMPLE_RATES:
+        allowed = ", ".join(str(r) for r in CARTESIA_SAMPLE_RATES)
+        raise InvalidRequest(
+            f"sample_rate {rate} is not supported by Cartesia Sonic; use one of {allowed}.", param="sample_rate"
+        )
+    if output.format == "mp3" and output.bit_rate not in CARTESIA_MP3_BIT_RATES:
+        allowed = ", ".join(str(r) for r in CARTESIA_MP3_BIT_RATES)
+        raise InvalidRequest(f"bit_rate {output.bit_rate} is not supported; use one of {allowed}.", param="bit_rate")
+    if request.speed != 1.0 and not SPEED_MIN <= request.speed <= SPEED_MAX:
+        raise InvalidRequest(
+            f"speed {request.speed} is outside Cartesia's range {SPEED_MIN}-{SPEED_MAX}.", param="speed"
+        )
+
+
+def output_format(output: OutputSpec, default_sample_rate: int) -> dict[str, Any]:
+    rate = effective_sample_rate(output, default_sample_rate)
+    if output.format == "mp3":
+        return {"container": "mp3", "sample_rate": rate, "bit_rate": output.bit_rate}
+    # /tts/sse only speaks raw; check_request has already refused stream with another container.
+    container = "raw" if output.stream else output.format
+    return {"container": container, "encoding": output.encoding, "sample_rate": rate}
+
+
+def build_tts_body(
+    request: SynthesisRequest, *, model_id: str, voice_id: str, default_sample_rate: int
+) -> dict[str, Any]:
+    """The JSON body for POST /tts/bytes or /tts/sse (they share one schema)."""
+    body: dict[str, Any] = {
+        "model_id": model_id,
+        "transcript": request.text,
+        "voice": {"mode": "id", "id": voice_id},
+        "output_format": output_format(request.output, default_sample_rate),
+        "language": request.language,
+    }
+    if request.speed != 1.0:
+        body["generation_config"] = {"speed": request.speed}
+    return body

@@ -1,0 +1,231 @@
+"""A background thread that owns a model and serves many requests in steps.
+
+HTTP handlers only enqueue (:meth:`BatchWorker.submit`); the worker thread admits queued jobs
+into an active set of at most ``max_batch_size``, waits up to ``max_wait_ms`` for a batch to fill,
+and calls the engine's ``step`` with the active jobs. A step advances every job in the batch by one
+unit of work (a text segment for Kokoro, a decode step for an LM) and emits results through each
+job's own output queue. Jobs join and leave the batch at step boundaries, so a cancelled request
+stops within one step and a new one starts without waiting for the others to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from server.errors import Overloaded, ServiceUnavailable, as_api_error
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S")
+_DONE = object()
+
+
+class Job(Generic[S]):
+    """One request inside the worker. ``state`` is the engine's own per-request data."""
+
+    def __init__(self, state: S, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self._loop = loop
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._cancelled = threading.Event()
+        self.finished = False
+        self.failed = False
+        self.steps = 0
+
+    # -- called from the worker thread --------------------------------------------------------
+    def emit(self, item: Any) -> None:
+        self._put(item)
+
+    def finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._put(_DONE)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.finished:
+            self.finished = self.failed = True
+            self._put(exc)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (shutdown): nobody is listening
+            self._cancelled.set()
+
+    # -- called from the event loop -----------------------------------------------------------
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    async def results(self) -> AsyncIterator[Any]:
+        """Yield what the worker emits; closing this iterator cancels the job."""
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.cancel()
+
+
+StepFn = Callable[[Sequence[Job[Any]]], None]
+
+
+class BatchWorker:
+    """Owns a model on one thread; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        step: StepFn,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        max_queue_size: int,
+        on_leave: Callable[[Job[Any]], None] | None = None,
+        is_ready: Callable[[Job[Any]], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self._step = step
+        self._on_leave = on_leave
+        self._is_ready = is_ready
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue_size = max_queue_size
+        self._pending: collections.deque[Job[Any]] = collections.deque()
+        self._active: list[Job[Any]] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.stats: dict[str, Any] = {
+            "steps": 0,
+            "jobs_completed": 0,
+            "jobs_cancelled": 0,
+            "jobs_failed": 0,
+            "max_batch_size_seen": 0,
+            "batch_size_histogram": collections.Counter(),
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"tts-worker-{self.name}", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        for job in [*self._pending, *self._active]:
+            job.fail(ServiceUnavailable("The server is shutting down."))
+
+    # -- submission (event loop) --------------------------------------------------------------
+    @property
+    def load(self) -> int:
+        return len(self._pending) + len(self._active)
+
+    def submit(self, state: Any) -> Job[Any]:
+        job: Job[Any] = Job(state, asyncio.get_running_loop())
+        with self._cond:
+            if self._stopping:
+                raise ServiceUnavailable("The server is shutting down.")
+            if self.load >= self.max_queue_size:
+                raise Overloaded(
+                    f"The server is at capacity for this model ({self.max_queue_size} requests). Retry shortly."
+                )
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = dict(self.stats)
+        stats["batch_size_histogram"] = dict(self.stats["batch_size_histogram"])
+        stats.update(queued=len(self._pending), active=len(self._active))
+        return stats
+
+    # -- worker thread ------------------------------------------------------------------------
+    def _admit(self) -> None:
+        while self._pending and len(self._active) < self.max_batch_size:
+            job = self._pending.popleft()
+            if job.cancelled:
+                self._leave(job, "jobs_cancelled")
+            else:
+                self._active.append(job)
+
+    def _leave(self, job: Job[Any], counter: str) -> None:
+        self.stats[counter] += 1
+        if self._on_leave is not None:
+            try:
+                self._on_leave(job)
+            except Exception:  # a cleanup failure must not take the worker down
+                logger.exception("%s: on_leave failed", self.name)
+        job.finish()
+
+    def _next_batch(self) -> list[Job[Any]] | None:
+        with self._cond:
+            while not self._stopping and not self._pending and not self._active:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            # A fresh batch waits briefly for company, so concurrent arrivals share a step.
+            if not self._active and self.max_wait_s > 0:
+                deadline = time.monotonic() + self.max_wait_s
+                while len(self._pending) < self.max_batch_size and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            while not self._stopping:
+                self._admit()
+                for job in [j for j in self._active if j.cancelled]:
+                    self._active.remove(job)
+                    self._leave(job, "jobs_cancelled")
+                # Jobs whose next unit of work is not prepared yet (e.g. text still in G2P) sit out.
+                ready = [j for j in self._active if self._is_ready is None or self._is_ready(j)]
+                if ready or not self._active:
+                    return ready
+                self._cond.wait(0.05)
+            return None
+
+    def wake(self) -> None:
+        """Tell the worker that a waiting job has become ready."""
+        with self._cond:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            self.stats["steps"] += 1
+            self.stats["batch_size_histogram"][len(batch)] += 1
+            self.stats["max_batch_size_seen"] = max(self.stats["max_batch_size_seen"], len(batch))
+            try:
+                self._step(batch)
+            except Exception as exc:  # a failed step fails its batch, never the worker
+                logger.exception("%s: step failed", self.name)
+                for job in batch:
+                    job.fail(as_api_error(exc))
+            for job in batch:
+                job.steps += 1
+                if job.finished:
+                    self._active.remove(job)
+                    self._leave(job, "jobs_failed" if job.failed else "jobs_completed")
+                elif job.cancelled:
+                    self._active.remove(job)
+                    self._leave(job, "jobs_cancelled")

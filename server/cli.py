@@ -1,0 +1,87 @@
+"""``tts-server serve`` and ``tts-server download``; every Settings field is also a flag."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from server.errors import APIError
+from server.settings import Settings
+
+logger = logging.getLogger("tts-server")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = (field.validation_alias if isinstance(field.validation_alias, str) else f"TTS_{name.upper()}")
+        help_text = f"{field.description or ''} [env {env}]"
+        if field.annotation is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def _prefetch(settings: Settings) -> None:
+    from engines import registry
+
+    for name in settings.models:
+        spec = registry.resolve(name)
+        module_name, _, class_name = spec.target.partition(":")
+        import importlib
+
+        cls = getattr(importlib.import_module(module_name), class_name)
+        for line in cls.prefetch(settings):
+            logger.info("%s: %s", spec.model_id, line)
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from server.app import create_app
+
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    # Fetch or verify weights before binding the port: a missing model fails here, loudly.
+    _prefetch(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tts-server", description="Together-compatible text-to-speech server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_settings_flags(sub.add_parser("serve", help="Start the HTTP server (default model: Kokoro)."))
+    _add_settings_flags(sub.add_parser("download", help="Prefetch the configured models' weights."))
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        print(f"tts-server: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "download":
+            _prefetch(settings)
+        else:
+            serve(settings)
+    except APIError as exc:
+        print(f"tts-server: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Pydantic schemas of the HTTP API, as Together defines them (plus clearly marked extensions)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engines.base import OutputSpec, SynthesisRequest
+
+# Together's language enum for /audio/speech. A model may speak fewer of these (checked later).
+TOGETHER_LANGUAGES = ("en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh")
+Language = Literal["en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"]
+
+
+class SpeechRequest(BaseModel):
+    """Body of ``POST /v1/audio/speech``."""
+
+    # Unknown fields are ignored, as Together does: SDKs add fields over time.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str = Field(min_length=1)
+    voice: str = Field(min_length=1)
+    response_format: Literal["mp3", "wav", "raw"] = "wav"
+    language: Language = "en"
+    response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] = "pcm_f32le"
+    # Absent means the model's native rate (24000 for Kokoro and Orpheus, 44100 for Sonic).
+    sample_rate: int | None = Field(None, ge=8000, le=48000)
+    bit_rate: Literal[32000, 64000, 96000, 128000, 192000] = 128000
+    stream: bool = False
+
+    # --- extensions (not in Together's schema; what Kokoro-FastAPI and Orpheus servers offer) ---
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate (Kokoro).")
+    seed: int | None = Field(None, ge=0, description="Makes sampling and vocoder noise reproducible.")
+    temperature: float | None = Field(None, gt=0.0, le=2.0, description="Sampling temperature (Orpheus).")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (Orpheus).")
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="Repetition penalty (Orpheus).")
+    max_tokens: int | None = Field(None, ge=7, le=16384, description="Most audio tokens per segment (Orpheus).")
+
+    @field_validator("input")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("input must contain text")
+        return value
+
+    def to_synthesis(self) -> SynthesisRequest:
+        sampling = {
+            k: v
+            for k, v in (
+                ("temperature", self.temperature),
+                ("top_p", self.top_p),
+                ("repetition_penalty", self.repetition_penalty),
+                ("max_tokens", self.max_tokens),
+            )
+            if v is not None
+        }
+        return SynthesisRequest(
+            model=self.model,
+            text=self.input,
+            voice=self.voice,
+            language=self.language,
+            output=OutputSpec(
+                format=self.response_format,
+                encoding=self.response_encoding,
+                sample_rate=self.sample_rate,
+                bit_rate=self.bit_rate,
+                stream=self.stream,
+            ),
+            speed=self.speed,
+            seed=self.seed,
+            sampling=sampling,
+        )
+
+
+class VoiceEntry(BaseModel):
+    id: str
+    name: str
+    language: str | None = None
+    gender: str | None = None
+
+
+class ModelVoices(BaseModel):
+    model: str
+    voices: list[VoiceEntry]
+
+
+class ListVoicesResponse(BaseModel):
+    data: list[ModelVoices]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    owned_by: str = "tts-server"
+    type: Literal["audio"] = "audio"
+    available: bool = True
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def stream_chunk(model: str, item_id: str, b64: str) -> dict[str, Any]:
+    """One SSE audio event, readable by both dialects Together uses.
+
+    The spec and the v1 SDK read ``object/model/b64``; Together's current docs describe
+    ``type/item_id/delta``. Carrying both costs a few bytes and satisfies every client.
+    """
+    return {
+        "object": "audio.tts.chunk",
+        "model": model,
+        "b64": b64,
+        "type": "conversation.item.audio_output.delta",
+        "item_id": item_id,
+        "delta": b64,
+    }
