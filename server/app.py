@@ -18,6 +18,22 @@ from server.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+class DoubledVersionPrefix:
+    """Serve ``/v1/v1/...`` as ``/v1/...``.
+
+    The together SDK v1 wants ``base_url=http://host:port/v1``; newer releases add ``/v1`` to every
+    path themselves. Accepting both lets one base URL work with every SDK release, unmodified.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith("/v1/v1/"):
+            scope = dict(scope, path=scope["path"][3:], raw_path=scope.get("raw_path", b"")[3:] or None)
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. ``engines`` replaces the registry (API-layer tests pass a stand-in)."""
     pool = EnginePool(settings, engines)
@@ -36,6 +52,7 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     app.state.settings = settings
     app.state.engine_pool = pool
     app.state.speech_service = SpeechService(pool, settings)
+    app.add_middleware(DoubledVersionPrefix)
     install_error_handlers(app)
     for module in (speech, voices, health):
         app.include_router(module.router)

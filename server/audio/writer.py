@@ -20,6 +20,13 @@ from server.errors import InvalidRequest
 # The v1 together SDK compares these literally; anything else is parsed as JSON and fails.
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "raw": "application/octet-stream"}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# MPEG-2/2.5 (sample rates up to 24 kHz) defines bit rates up to 160 kbps; 192 kbps needs >= 32 kHz.
+MP3_MAX_LOW_RATE_BITRATE = 160000
+
+
+def mp3_bit_rate(requested: int, sample_rate: int) -> int:
+    """The bit rate actually encoded: the request, capped where the MPEG version tops out."""
+    return min(requested, MP3_MAX_LOW_RATE_BITRATE) if sample_rate <= 24000 else requested
 
 
 def check_output_supported(output: OutputSpec) -> None:
@@ -77,8 +84,9 @@ class AudioWriter:
             import lameenc
 
             enc = lameenc.Encoder()
-            enc.set_bit_rate(output.bit_rate // 1000)
+            enc.set_bit_rate(mp3_bit_rate(output.bit_rate, output.sample_rate) // 1000)
             enc.set_in_sample_rate(output.sample_rate)
+            enc.set_out_sample_rate(output.sample_rate)  # else LAME may downsample at low bit rates
             enc.set_channels(1)
             enc.set_quality(2)  # 2 = high quality, the usual choice for speech servers
             self._mp3 = enc

@@ -1,0 +1,30 @@
+"""Shared fixtures: torch threading, random-weight Kokoro on disk, running servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.support.kokoro_weights import build_random_kokoro
+
+# On a 2-core machine one intra-op thread is faster than two once anything else runs.
+torch.set_num_threads(int(os.environ.get("TTS_TEST_TORCH_THREADS", "1")))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach for the Hub
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def kokoro_dir(tmp_path_factory) -> Path:
+    """A full-size Kokoro-82M with random weights in the HF layout (327 MB, ~5 s)."""
+    return build_random_kokoro(tmp_path_factory.mktemp("kokoro-random"))

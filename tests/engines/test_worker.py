@@ -1,0 +1,133 @@
+import asyncio
+import threading
+
+import pytest
+
+from engines.worker import BatchWorker
+from server.errors import InternalError, Overloaded
+
+
+class Counter:
+    """A step that emits the job's next number until it reaches its target."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = gate
+
+    def __call__(self, batch):
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.batches.append([job.state["name"] for job in batch])
+        for job in batch:
+            state = job.state
+            state["i"] += 1
+            job.emit(state["i"])
+            if state["i"] >= state["n"]:
+                job.finish()
+
+
+def make(step, **kw) -> BatchWorker:
+    params = dict(max_batch_size=4, max_wait_ms=20, max_queue_size=8) | kw
+    worker = BatchWorker("test", step, **params)
+    worker.start()
+    return worker
+
+
+async def drain(job):
+    return [x async for x in job.results()]
+
+
+async def test_concurrent_jobs_share_steps():
+    step = Counter()
+    worker = make(step)
+    try:
+        jobs = [worker.submit({"name": f"j{k}", "i": 0, "n": 3}) for k in range(3)]
+        results = await asyncio.gather(*(drain(j) for j in jobs))
+        assert results == [[1, 2, 3]] * 3
+        assert step.batches[0] == ["j0", "j1", "j2"]  # all three joined the first step
+        stats = worker.snapshot()
+        assert stats["max_batch_size_seen"] == 3 and stats["jobs_completed"] == 3
+    finally:
+        await worker.stop()
+
+
+async def test_batch_size_is_bounded_and_late_jobs_join_at_step_boundaries():
+    step = Counter()
+    worker = make(step, max_batch_size=2, max_wait_ms=0)
+    try:
+        jobs = [worker.submit({"name": f"j{k}", "i": 0, "n": 2}) for k in range(3)]
+        await asyncio.gather(*(drain(j) for j in jobs))
+        assert max(len(b) for b in step.batches) == 2
+        assert any("j2" in b for b in step.batches[1:])  # the third joined once a slot freed
+    finally:
+        await worker.stop()
+
+
+async def test_full_queue_answers_overloaded():
+    gate = threading.Event()
+    worker = make(Counter(gate), max_queue_size=2)
+    try:
+        a = worker.submit({"name": "a", "i": 0, "n": 1})
+        b = worker.submit({"name": "b", "i": 0, "n": 1})
+        with pytest.raises(Overloaded) as err:
+            worker.submit({"name": "c", "i": 0, "n": 1})
+        assert err.value.status_code == 429 and err.value.headers["Retry-After"]
+        gate.set()
+        await asyncio.gather(drain(a), drain(b))
+    finally:
+        gate.set()
+        await worker.stop()
+
+
+async def test_closing_the_results_cancels_within_one_step():
+    step = Counter()
+    left = []
+    worker = make(step, on_leave=lambda job: left.append(job.state["name"]))
+    try:
+        job = worker.submit({"name": "long", "i": 0, "n": 10_000})
+        results = job.results()
+        assert await results.__anext__() == 1
+        await results.aclose()
+        for _ in range(100):
+            if left:
+                break
+            await asyncio.sleep(0.01)
+        assert left == ["long"]
+        assert job.state["i"] < 10_000
+        assert worker.snapshot()["jobs_cancelled"] == 1
+    finally:
+        await worker.stop()
+
+
+async def test_failed_step_fails_its_jobs_but_not_the_worker():
+    calls = {"n": 0}
+
+    def flaky(batch):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        Counter()(batch)
+
+    worker = make(flaky)
+    try:
+        with pytest.raises(InternalError):
+            await drain(worker.submit({"name": "a", "i": 0, "n": 1}))
+        assert await drain(worker.submit({"name": "b", "i": 0, "n": 1})) == [1]
+        assert worker.snapshot()["jobs_failed"] == 1
+    finally:
+        await worker.stop()
+
+
+async def test_jobs_that_are_not_ready_sit_out():
+    step = Counter()
+    worker = make(step, is_ready=lambda job: job.state.get("ready", True))
+    try:
+        waiting = worker.submit({"name": "waiting", "i": 0, "n": 1, "ready": False})
+        other = worker.submit({"name": "other", "i": 0, "n": 2})
+        assert await drain(other) == [1, 2]
+        assert all("waiting" not in b for b in step.batches)
+        waiting.state["ready"] = True
+        worker.wake()
+        assert await drain(waiting) == [1]
+    finally:
+        await worker.stop()
