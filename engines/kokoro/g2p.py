@@ -29,7 +29,7 @@ def lang_code_for(language: str, voice_lang_code: str) -> str:
 
 
 @contextlib.contextmanager
-def _spacy_model_alias() -> Iterator[None]:
+def spacy_model_alias() -> Iterator[None]:
     """Let misaki find the English spaCy model under its PyPI name.
 
     misaki asks spaCy for ``en_core_web_sm`` and, when that package is missing, downloads it from
@@ -69,7 +69,7 @@ class Phonemizer:
             from kokoro import KPipeline
 
             try:
-                with _spacy_model_alias():
+                with spacy_model_alias():
                     self._pipelines[lang_code] = KPipeline(lang_code=lang_code, repo_id=self._repo_id, model=False)
             except ImportError as exc:
                 extra = _EXTRA.get(lang_code, "misaki's extra for this language")
