@@ -10,7 +10,8 @@ from server.protocol import ListVoicesResponse, ModelCard, ModelList, ModelVoice
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-@router.get("/v1/voices", response_model=ListVoicesResponse)
+# None fields are left out: the v1 SDK types each voice as Dict[str, str] and rejects nulls.
+@router.get("/v1/voices", response_model=ListVoicesResponse, response_model_exclude_none=True)
 async def list_voices(request: Request, model: str | None = Query(None)) -> ListVoicesResponse:
     pool = request.app.state.engine_pool
     engines = [pool.lookup(model)] if model else list(pool.engines.values())

@@ -87,3 +87,15 @@ def test_failed_load_is_reported_not_hidden():
         assert body == {"status": "failed", "models": ["hexgrad/Kokoro-82M"], "error": "weights missing: run tts-server download"}
         r = httpx.post(f"{base}/v1/audio/speech", json={"model": "hexgrad/Kokoro-82M", "input": "x", "voice": "a"})
         assert r.status_code == 503 and "tts-server download" in r.json()["error"]["message"]
+
+
+def test_voice_entries_never_carry_nulls(fake_server):
+    # The v1 SDK parses each voice as Dict[str, str]: a null would break `voices.list()`.
+    from tests.support.fake_engine import FakeEngine
+
+    class Sparse(FakeEngine):
+        def voices(self):
+            return [Voice(id="custom", name="custom")]
+
+    with fake_server(Sparse()) as (base, _):
+        assert httpx.get(f"{base}/v1/voices").json()["data"][0]["voices"] == [{"id": "custom", "name": "custom"}]

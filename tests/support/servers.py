@@ -45,3 +45,44 @@ def wait_until_ready(base: str, deadline: float) -> None:
         if status.json().get("status") == "failed" or time.monotonic() > deadline:
             raise RuntimeError(f"server not ready: {status.text}")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def serve_cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 180.0) -> Iterator[str]:
+    """Start ``tts-server serve`` as its own process, exactly as a user would, on a free port."""
+    import os
+    import subprocess
+    import sys
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    import tempfile
+
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"tts-server exited {proc.returncode}:\n{log.read().decode()[-4000:]}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("tts-server did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
