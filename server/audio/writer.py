@@ -57,6 +57,26 @@ def wav_header(num_samples: int, sample_rate: int, *, channels: int = 1, bits: i
     )
 
 
+def fix_wav_sizes(data: bytes) -> bytes:
+    """Rewrite the RIFF and ``data`` sizes of a complete WAV file.
+
+    Streamed WAVs (e.g. from an upstream provider) often carry placeholder sizes (0 or 0xFFFFFFFF);
+    once the whole body is here the true sizes are known, and strict readers need them.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    out = bytearray(data)
+    struct.pack_into("<I", out, 4, len(data) - 8)
+    pos = 12
+    while pos + 8 <= len(out):
+        chunk_id, size = bytes(out[pos : pos + 4]), struct.unpack_from("<I", out, pos + 4)[0]
+        if chunk_id == b"data":
+            struct.pack_into("<I", out, pos + 4, len(out) - pos - 8)
+            break
+        pos += 8 + size + (size & 1)
+    return bytes(out)
+
+
 class _Resampler:
     def __init__(self, in_rate: int, out_rate: int) -> None:
         self._stream = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
+from server.audio import fix_wav_sizes
 from server.auth import require_api_key
 from server.protocol import SpeechRequest
 from server.services.speech import SpeechService
@@ -39,7 +40,7 @@ async def create_speech(
         if prepared.request.output.format == "wav":
             # The RIFF header carries the length, so a WAV body is complete before it is sent.
             data = await unless_disconnected(request, collect(first, audio))
-            return Response(data, media_type=prepared.content_type)
+            return Response(fix_wav_sizes(data), media_type=prepared.content_type)
         return StreamingResponse(prepend(first, audio), media_type=prepared.content_type)
     except ClientDisconnected:
         await audio.aclose()

@@ -103,3 +103,16 @@ def test_output_checks():
         check_output_supported(OutputSpec(format="mp3", sample_rate=17000))
     assert err.value.param == "sample_rate"
     check_output_supported(OutputSpec(format="raw", stream=True, sample_rate=17000))
+
+
+def test_placeholder_wav_sizes_are_rewritten():
+    from server.audio import fix_wav_sizes
+    from server.audio.writer import wav_header
+
+    pcm = (np.arange(100, dtype=np.int16)).tobytes()
+    streamed = bytearray(wav_header(0, RATE) + pcm)
+    streamed[4:8] = streamed[40:44] = b"\xff\xff\xff\xff"  # how streamed WAVs announce "unknown"
+    fixed = fix_wav_sizes(bytes(streamed))
+    assert fixed == wav_header(100, RATE) + pcm
+    assert sf.info(io.BytesIO(fixed)).frames == 100
+    assert fix_wav_sizes(b"ID3not-a-wav") == b"ID3not-a-wav"
