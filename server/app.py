@@ -30,7 +30,8 @@ class DoubledVersionPrefix:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"].startswith("/v1/v1/"):
-            scope = dict(scope, path=scope["path"][3:], raw_path=scope.get("raw_path", b"")[3:] or None)
+            raw_path = scope.get("raw_path")
+            scope = dict(scope, path=scope["path"][3:], raw_path=raw_path[3:] if raw_path else None)
         await self.app(scope, receive, send)
 
 

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from engines.base import Engine, EncodedChunk, SynthesisRequest
+from engines.base import EncodedChunk, Engine, OutputSpec, SynthesisRequest
 from server.audio import AudioWriter, CONTENT_TYPES, check_output_supported
 from server.engine_pool import EnginePool
 from server.errors import InputTooLong, UnsupportedLanguage
@@ -52,7 +52,7 @@ class SpeechService:
         await engine.validate(request)
         return PreparedSpeech(engine, request)
 
-    def _effective_output(self, engine: Engine, request: SynthesisRequest):  # -> OutputSpec
+    def _effective_output(self, engine: Engine, request: SynthesisRequest) -> OutputSpec:
         output = request.output
         if self.settings.hosted_compat and engine.hosted_ignores_output_options:
             # Hosted Together always answers Kokoro/Orpheus with 24 kHz 16-bit PCM.
