@@ -102,10 +102,10 @@ class Settings(BaseSettings):
         1200, ge=7, description="Default most audio tokens per text segment (7 per 85 ms frame; 1200 ~ 14 s)."
     )
     orpheus_max_tokens_limit: int = Field(
-        8000, ge=7, description="Highest max_tokens a request may ask for (the model was trained on 8192-token sequences)."
+        8000, ge=7, description="Highest per-request max_tokens (Orpheus was trained on 8192-token sequences)."
     )
     orpheus_segment_chars: int = Field(
-        200, ge=20, description="Longest Orpheus text segment (caps segment_chars: ~200 chars fit the default token budget)."
+        200, ge=20, description="Longest Orpheus text segment (caps segment_chars; ~200 chars fit 1200 tokens)."
     )
     orpheus_parallel_segments: int = Field(
         2, ge=1, description="Segments of one request generated at once when the batch has free rows."
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         3, ge=0, description="Already-emitted frames decoded again as left context of each SNAC window (3 = exact)."
     )
     orpheus_snac_lookahead_frames: int = Field(
-        2, ge=0, description="Frames decoded after the emitted ones as right context (2: error ~-70 dB, 3 = exact)."
+        2, ge=0, description="Frames decoded after the emitted ones as right context (2: ~-67 dB error, 3 = exact)."
     )
     orpheus_snac_first_chunk_frames: int = Field(
         1, ge=1, description="Frames in a stream's first audio chunk (2048 samples each); small = early first audio."

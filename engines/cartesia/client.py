@@ -9,6 +9,7 @@ billed and nothing was sent to our client. Once a response has started there are
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -145,10 +146,13 @@ class CartesiaClient:
                 except httpx.TransportError as exc:
                     raise upstream_errors.from_transport(exc) from exc
             try:
-                payload = httpx.Response(200, content=raw).json()
+                payload = json.loads(raw)
             except ValueError as exc:
                 raise UpstreamError("Cartesia's voice list is not JSON.") from exc
-            page = payload if isinstance(payload, list) else payload.get("data", []) if isinstance(payload, dict) else []
+            # 2024 API versions answer a bare list; later ones {"data": [...], "has_more": bool}.
+            page = payload if isinstance(payload, list) else payload.get("data") if isinstance(payload, dict) else None
+            if not isinstance(page, list):
+                raise UpstreamError("Cartesia's voice list has an unexpected shape.")
             voices.extend(v for v in page if isinstance(v, dict) and v.get("id") and v.get("name"))
             has_more = isinstance(payload, dict) and bool(payload.get("has_more"))
             if not has_more or not page:

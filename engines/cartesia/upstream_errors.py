@@ -86,8 +86,7 @@ def from_status(
         return InvalidRequest(f"Cartesia rejected the request: {detail}")
     if status in _AUTH_STATUSES:
         return UpstreamError(
-            f"Cartesia rejected this server's credentials (HTTP {status}). "
-            "The operator must check CARTESIA_API_KEY.",
+            f"Cartesia rejected this server's credentials (HTTP {status}). The operator must check CARTESIA_API_KEY.",
             code="upstream_auth_failed",
         )
     if status == 429:

@@ -45,7 +45,11 @@ async def test_concurrent_jobs_share_steps():
         results = await asyncio.gather(*(drain(j) for j in jobs))
         assert results == [[1, 2, 3]] * 3
         assert step.batches[0] == ["j0", "j1", "j2"]  # all three joined the first step
-        stats = worker.snapshot()
+        for _ in range(100):  # the worker books a job as completed just after its last emit
+            stats = worker.snapshot()
+            if stats["jobs_completed"] == 3:
+                break
+            await asyncio.sleep(0.01)
         assert stats["max_batch_size_seen"] == 3 and stats["jobs_completed"] == 3
     finally:
         await worker.stop()

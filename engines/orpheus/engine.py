@@ -1,0 +1,145 @@
+"""The canopylabs/orpheus-3b-0.1-ft engine: a Llama LM speaking SNAC codes, batched across requests.
+
+The HTTP side only validates, plans the request (segments, sampling, seed) and reads the job's
+queue; the LM and the codec run on one :class:`BatchWorker` thread whose step is
+:meth:`OrpheusScheduler.step`. See scheduler.py for the batching and snac_stream.py for the
+streaming decode.
+
+``speed`` (a Kokoro extension) is ignored: Orpheus has no rate control; its authors note that
+higher repetition_penalty and temperature make it speak faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from engines.base import Engine, PcmChunk, SynthesisRequest, Voice
+from engines.orpheus import loader
+from engines.orpheus.codec import SnacCodec
+from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.sampling import SamplingParams, new_seed
+from engines.orpheus.scheduler import OrpheusScheduler
+from engines.orpheus.snac_stream import WindowConfig
+from engines.text import segment_text
+from engines.worker import BatchWorker
+from server.errors import InvalidVoice, ServiceUnavailable, UnsupportedLanguage
+from voices import load_catalog
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+
+
+class OrpheusEngine(Engine):
+    sample_rate = SAMPLE_RATE
+    languages = frozenset({"en"})
+
+    def __init__(self, model_id: str, settings: Any) -> None:
+        super().__init__(model_id, settings)
+        catalog = load_catalog("orpheus")["voices"]
+        self._voices = [
+            Voice(id=v["id"], name=v["name"], language=v.get("language"), gender=v.get("gender"),
+                  description=v.get("description"))
+            for v in catalog
+        ]
+        self._voice_ids = {v.id for v in self._voices}
+        self._scheduler: OrpheusScheduler | None = None
+        self.components: loader.OrpheusComponents | None = None
+        self._worker: BatchWorker | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def prefetch(cls, settings: Any) -> list[str]:
+        return loader.prefetch(settings)
+
+    async def load(self) -> None:
+        parts = await asyncio.to_thread(loader.load_all, self.settings)
+        self.components = parts
+        codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device)
+        self._scheduler = OrpheusScheduler(
+            parts.model,
+            parts.tokenizer,
+            codec,
+            max_rows=self.settings.max_batch_size,
+            parallel_segments=self.settings.orpheus_parallel_segments,
+        )
+        self._worker = BatchWorker(
+            "orpheus",
+            self._scheduler.step,
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_ms=self.settings.max_wait_ms,
+            max_queue_size=self.settings.max_queue_size,
+            on_leave=self._scheduler.release,
+        )
+        self._worker.start()
+
+    async def warmup(self) -> None:
+        request = SynthesisRequest(
+            model=self.model_id, text="Hello.", voice=self._voices[0].id, seed=0, sampling={"max_tokens": 28}
+        )
+        async for _ in self.synthesize(request):
+            pass
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.stop()
+        self._worker = None
+        self._scheduler = None
+        self.components = None
+
+    # -- requests -----------------------------------------------------------------------------
+    def voices(self) -> list[Voice]:
+        return list(self._voices)
+
+    async def validate(self, request: SynthesisRequest) -> None:
+        self.plan(request)
+
+    def plan(self, request: SynthesisRequest) -> OrpheusRequest:
+        """Check the request and turn it into the scheduler's state (cheap; no model work)."""
+        if request.language != "en":
+            raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{request.language}'.")
+        if request.voice not in self._voice_ids:
+            known = ", ".join(v.id for v in self._voices)
+            raise InvalidVoice(f"Unknown voice '{request.voice}' for {self.model_id}. Available: {known}.")
+        params = SamplingParams.resolve(self.settings, request.sampling)
+        texts = segment_text(
+            request.text,
+            first_chars=self.settings.first_segment_chars,
+            max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
+        )
+        return OrpheusRequest.create(
+            request.voice,
+            texts,
+            params,
+            seed=request.seed if request.seed is not None else new_seed(),
+            windows=WindowConfig.from_settings(self.settings),
+            fade_samples=int(SAMPLE_RATE * self.settings.orpheus_join_fade_ms / 1000),
+        )
+
+    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[PcmChunk]:
+        if self._worker is None:
+            raise ServiceUnavailable("Orpheus is still loading; retry shortly.")
+        job = self._worker.submit(self.plan(request))
+        try:
+            async for samples in job.results():
+                yield PcmChunk(samples, SAMPLE_RATE)
+        finally:
+            job.cancel()  # a closed iterator (client gone) frees the batch row within one step
+
+    # -- introspection ------------------------------------------------------------------------
+    @property
+    def worker(self) -> BatchWorker | None:
+        return self._worker
+
+    @property
+    def scheduler(self) -> OrpheusScheduler | None:
+        return self._scheduler
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._worker.snapshot() if self._worker else {}
+        if self._scheduler is not None:
+            stats.update(self._scheduler.stats())
+        return stats

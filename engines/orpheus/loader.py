@@ -1,0 +1,106 @@
+"""Find and load Orpheus's LM, tokenizer and the SNAC 24 kHz codec.
+
+Both come from a local directory in the Hugging Face repo's layout, or from the Hub at the pinned
+revision (``tts-server download`` fetches them ahead of time; serving never downloads while a
+request waits). Nothing here is a module-level singleton: the engine owns what this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engines.hub import WeightsUnavailable, resolve_model_dir
+from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_TEXT, START_OF_HUMAN
+
+logger = logging.getLogger(__name__)
+
+LM_FILES = ["*.json", "*.safetensors"]  # config, generation config, shards and index, tokenizer files
+LM_REQUIRED = ["config.json", "tokenizer.json", "tokenizer_config.json"]
+SNAC_FILES = ["config.json", "pytorch_model.bin"]
+
+
+def lm_dir(settings: Any) -> Path:
+    path = resolve_model_dir(
+        settings.orpheus_source,
+        revision=settings.orpheus_revision,
+        allow_patterns=LM_FILES,
+        required=LM_REQUIRED,
+        cache_dir=settings.cache_dir,
+        offline=settings.offline,
+        setting="orpheus_source",
+    )
+    if not any(path.glob("*.safetensors")):
+        raise WeightsUnavailable(f"{path} has no *.safetensors weights; is it canopylabs/orpheus-3b-0.1-ft?")
+    return path
+
+
+def snac_dir(settings: Any) -> Path:
+    return resolve_model_dir(
+        settings.snac_source,
+        revision=settings.snac_revision,
+        allow_patterns=SNAC_FILES,
+        required=SNAC_FILES,
+        cache_dir=settings.cache_dir,
+        offline=settings.offline,
+        setting="snac_source",
+    )
+
+
+def load_tokenizer(directory: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    # The prompt relies on these ids; a tokenizer from another model would silently garble it.
+    for token, expected in (("<|eot_id|>", END_OF_TEXT), ("<custom_token_3>", START_OF_HUMAN)):
+        actual = tokenizer.convert_tokens_to_ids(token)
+        if actual != expected:
+            raise WeightsUnavailable(f"{directory}: tokenizer maps {token} to {actual}, Orpheus needs {expected}.")
+    return tokenizer
+
+
+def load_lm(directory: Path, device: str, dtype: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype, local_files_only=True)
+    if model.dtype != torch_dtype:  # transformers < 4.56 ignores `dtype=` (it was `torch_dtype=`)
+        model = model.to(torch_dtype)
+    rows = model.get_output_embeddings().weight.shape[0]
+    if rows < AUDIO_BASE + AUDIO_TOKENS:
+        raise WeightsUnavailable(f"{directory}: vocabulary of {rows} lacks Orpheus's audio tokens.")
+    return model.to(device).eval()
+
+
+def load_snac(directory: Path) -> torch.nn.Module:
+    from snac import SNAC
+
+    return SNAC.from_pretrained(str(directory)).eval()
+
+
+@dataclass
+class OrpheusComponents:
+    model: Any
+    tokenizer: Any
+    snac: torch.nn.Module
+    device: str
+
+
+def load_all(settings: Any) -> OrpheusComponents:
+    """Resolve and load everything (blocking; run it off the event loop)."""
+    device = settings.resolved_device()
+    dtype = settings.resolved_dtype(device)
+    lm_path, snac_path = lm_dir(settings), snac_dir(settings)
+    tokenizer = load_tokenizer(lm_path)
+    model = load_lm(lm_path, device, dtype)
+    snac = load_snac(snac_path)
+    logger.info("Orpheus LM from %s (%s, %s), SNAC from %s", lm_path, device, dtype, snac_path)
+    return OrpheusComponents(model, tokenizer, snac, device)
+
+
+def prefetch(settings: Any) -> list[str]:
+    return [f"Orpheus LM in {lm_dir(settings)}", f"SNAC 24 kHz codec in {snac_dir(settings)}"]

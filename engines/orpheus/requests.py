@@ -1,0 +1,145 @@
+"""Per-request state: the text segments, their token and frame streams, and in-order output.
+
+A request's text is split into segments; each segment is generated as its own sequence (several
+may run at once) and decoded as its own SNAC stream. Audio leaves strictly in segment order:
+chunks of a later segment wait in its buffer until every earlier segment has been emitted in full.
+Where one segment meets the next, both sides get a short raised-cosine fade so the join has no
+step discontinuity (a click).
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engines.orpheus.sampling import SamplingParams, derive_seed
+from engines.orpheus.snac_stream import StreamWindows, WindowConfig
+from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, frame_codes
+
+
+def fade(samples: np.ndarray, n: int, *, rising: bool) -> np.ndarray:
+    n = min(n, samples.size)
+    if n == 0:
+        return samples
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
+    out = samples.copy()
+    if rising:
+        out[:n] *= ramp
+    else:
+        out[-n:] *= ramp[::-1]
+    return out
+
+
+@dataclass
+class Segment:
+    """One text segment: a sequence in the LM batch while generating, then a finished stream."""
+
+    index: int
+    text: str
+    seed: int  # sampling seed; the codec's noise seed is derived from it
+    windows: StreamWindows
+    prompt: list[int] | None = None
+    tokens: list[int] = field(default_factory=list)  # audio tokens generated so far
+    generator: torch.Generator | None = None
+    generating: bool = False  # holds a row of the decode batch
+    done: bool = False  # end of speech or token budget reached
+    invalid_frames: int = 0
+    chunks: collections.deque[np.ndarray] = field(default_factory=collections.deque)
+    started_output: bool = False
+
+    @property
+    def next_slot(self) -> int:
+        return len(self.tokens) % FRAME_TOKENS
+
+    @property
+    def finished(self) -> bool:
+        """Generated and decoded to the last frame (its chunks may still wait for earlier segments)."""
+        return self.done and self.windows.emitted == self.windows.received
+
+    def start(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.generating = True
+
+    def reset(self) -> None:
+        """Forget all progress (the segment was evicted before any of its audio left)."""
+        self.windows = StreamWindows(self.windows.config, self.windows.noise_seed)
+        self.tokens.clear()
+        self.chunks.clear()
+        self.generator = None
+        self.generating = self.done = False
+        self.invalid_frames = 0
+
+    def accept(self, token: int, max_tokens: int) -> None:
+        """Take one sampled token; complete frames go to the SNAC stream."""
+        if token == END_OF_SPEECH:
+            self.done = True
+            return
+        self.tokens.append(token)
+        if len(self.tokens) % FRAME_TOKENS == 0:
+            codes = frame_codes(self.tokens[-FRAME_TOKENS:])
+            if codes is None:
+                self.invalid_frames += 1  # only this frame is lost; the next starts cleanly
+            else:
+                self.windows.push(codes)
+        if len(self.tokens) >= max_tokens:
+            self.done = True
+
+
+@dataclass
+class OrpheusRequest:
+    """``Job.state`` for Orpheus: everything the scheduler needs about one request."""
+
+    voice: str
+    params: SamplingParams
+    segments: list[Segment]
+    fade_samples: int
+    next_to_emit: int = 0
+
+    @classmethod
+    def create(
+        cls, voice: str, texts: list[str], params: SamplingParams, seed: int, windows: WindowConfig, fade_samples: int
+    ) -> OrpheusRequest:
+        segments = []
+        for index, text in enumerate(texts):
+            segment_seed = derive_seed(seed, index)
+            stream = StreamWindows(windows, noise_seed=derive_seed(segment_seed, 0x5AC))
+            segments.append(Segment(index, text, segment_seed, stream))
+        return cls(voice, params, segments, fade_samples)
+
+    def head(self) -> Segment | None:
+        """The earliest segment still to generate: it must always hold a batch row."""
+        return next((s for s in self.segments if not s.done), None)
+
+    def waiting(self) -> Segment | None:
+        """The earliest segment neither generating nor done."""
+        return next((s for s in self.segments if not s.done and not s.generating), None)
+
+    def generating(self) -> list[Segment]:
+        return [s for s in self.segments if s.generating]
+
+    @property
+    def complete(self) -> bool:
+        return self.next_to_emit >= len(self.segments)
+
+    def drain(self) -> list[np.ndarray]:
+        """Chunks that may leave now, in order, with fades where segments meet."""
+        out: list[np.ndarray] = []
+        last = len(self.segments) - 1
+        while self.next_to_emit <= last:
+            segment = self.segments[self.next_to_emit]
+            while segment.chunks:
+                chunk = segment.chunks.popleft()
+                if segment.index > 0 and not segment.started_output:
+                    chunk = fade(chunk, self.fade_samples, rising=True)
+                segment.started_output = True
+                if segment.index < last and segment.finished and not segment.chunks:
+                    chunk = fade(chunk, self.fade_samples, rising=False)
+                if chunk.size:
+                    out.append(chunk)
+            if not segment.finished:
+                break
+            self.next_to_emit += 1
+        return out

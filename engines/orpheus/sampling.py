@@ -1,0 +1,142 @@
+"""Sampling restricted to the tokens that can come next: audio of the next frame slot, or the end.
+
+The LM's vocabulary is 156,940 wide, but after ``start_of_speech`` only 4,096 audio ids (those of
+the next slot ``k`` of the 7-token frame) or ``end_of_speech`` (at a frame boundary only, so no
+frame is ever cut short) are meaningful. Computing logits for just the audio rows of the output
+embedding skips most of the LM head, and every step of the processing below runs on a
+``[batch, 4097]`` tensor: repetition penalty, temperature and top-p, per row, with no Python loop.
+
+Each sequence owns a seeded ``torch.Generator`` that supplies one uniform number per token, and
+the token is found by inverse-CDF lookup on that row alone. A row's result therefore depends only
+on its own logits and its own generator, never on which other sequences share the batch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engines.orpheus.tokens import (
+    AUDIO_BASE,
+    AUDIO_TOKENS,
+    CODEBOOK_SIZE,
+    END_OF_SPEECH,
+    FRAME_TOKENS,
+)
+from server.errors import InvalidRequest
+
+EOS_COLUMN = CODEBOOK_SIZE  # column of end_of_speech in the [batch, 4097] scores
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float
+    top_p: float
+    repetition_penalty: float
+    max_tokens: int  # already a whole number of frames
+
+    @classmethod
+    def resolve(cls, settings: Any, overrides: dict[str, Any]) -> SamplingParams:
+        """Server defaults with the request's overrides; raises a 400 for values Orpheus cannot use."""
+        penalty = float(overrides.get("repetition_penalty", settings.orpheus_repetition_penalty))
+        if penalty < 1.1:
+            raise InvalidRequest(
+                f"repetition_penalty must be at least 1.1 for Orpheus (got {penalty}); its authors require it "
+                "for stable speech.",
+                param="repetition_penalty",
+            )
+        max_tokens = int(overrides.get("max_tokens", settings.orpheus_max_tokens))
+        if max_tokens > settings.orpheus_max_tokens_limit:
+            raise InvalidRequest(
+                f"max_tokens may be at most {settings.orpheus_max_tokens_limit} for Orpheus (got {max_tokens}).",
+                param="max_tokens",
+            )
+        if max_tokens < FRAME_TOKENS:
+            raise InvalidRequest(f"max_tokens must be at least {FRAME_TOKENS} (one audio frame).", param="max_tokens")
+        return cls(
+            temperature=float(overrides.get("temperature", settings.orpheus_temperature)),
+            top_p=float(overrides.get("top_p", settings.orpheus_top_p)),
+            repetition_penalty=penalty,
+            # Whole frames only: a budget ending mid-frame would waste the partial frame's tokens.
+            max_tokens=max_tokens - max_tokens % FRAME_TOKENS,
+        )
+
+
+def new_seed() -> int:
+    return random.SystemRandom().getrandbits(63)
+
+
+def derive_seed(seed: int, *salt: int) -> int:
+    """A well-mixed 63-bit seed for a sub-stream (segment, codec noise) of a seeded request."""
+    value = seed & 0xFFFFFFFFFFFFFFFF
+    for item in salt:
+        value = (value ^ (item + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & 0xFFFFFFFFFFFFFFFF
+        value = (value * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 31
+    return value & 0x7FFFFFFFFFFFFFFF
+
+
+class AudioHead:
+    """The audio rows of the LM's output embedding, and sampling over them."""
+
+    def __init__(self, output_embedding: torch.Tensor) -> None:
+        # Views, not copies: with tied embeddings these rows are the input embedding's.
+        self.audio_weight = output_embedding[AUDIO_BASE : AUDIO_BASE + AUDIO_TOKENS]
+        self.eos_weight = output_embedding[END_OF_SPEECH]
+
+    def scores(self, hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """``[batch, 4097]`` float32 logits: the 4096 codes of each row's slot, then end-of-speech."""
+        batch = hidden.shape[0]
+        audio = hidden.new_empty(batch, CODEBOOK_SIZE)
+        weights = self.audio_weight.view(FRAME_TOKENS, CODEBOOK_SIZE, -1)
+        # One matmul per slot present (at most 7), over only the rows in that slot: 1/7 of the
+        # multiply-adds of computing all 28,672 audio logits for every row.
+        slot_list = slots.tolist()
+        for slot in sorted(set(slot_list)):
+            rows = [i for i, s in enumerate(slot_list) if s == slot]
+            index = torch.tensor(rows, device=hidden.device)
+            audio[index] = hidden.index_select(0, index) @ weights[slot].T
+        eos = hidden @ self.eos_weight
+        eos = torch.where(slots == 0, eos, torch.full_like(eos, float("-inf")))
+        return torch.cat([audio, eos[:, None]], dim=1).float()
+
+
+def sample_columns(
+    scores: torch.Tensor,
+    seen: torch.Tensor,
+    temperature: torch.Tensor,
+    top_p: torch.Tensor,
+    penalty: torch.Tensor,
+    uniforms: torch.Tensor,
+) -> torch.Tensor:
+    """Pick one column per row of ``scores`` (``[B, 4097]``).
+
+    ``seen`` (``[B, 4096]`` bool) marks codes this sequence already produced in this slot, the
+    only tokens a repetition penalty can touch (the prompt holds no audio ids). The order of the
+    processors is Hugging Face's and vLLM's: penalty, temperature, top-p.
+    """
+    audio = scores[:, :EOS_COLUMN]
+    p = penalty[:, None]
+    penalised = torch.where(audio > 0, audio / p, audio * p)
+    scores = torch.cat([torch.where(seen, penalised, audio), scores[:, EOS_COLUMN:]], dim=1)
+    scores = scores / temperature[:, None]
+
+    sorted_scores, order = torch.sort(scores, dim=1, descending=True)
+    probs = torch.softmax(sorted_scores, dim=1)
+    cumulative = probs.cumsum(dim=1)
+    # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+    keep = (cumulative - probs) < top_p[:, None]
+    kept = torch.where(keep, probs, torch.zeros_like(probs)).cumsum(dim=1)
+    target = uniforms[:, None] * kept[:, -1:]
+    index = (kept <= target).sum(dim=1, keepdim=True)
+    index = torch.minimum(index, keep.sum(dim=1, keepdim=True) - 1)
+    return order.gather(1, index).squeeze(1)
+
+
+def columns_to_tokens(columns: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """Map sampled columns back to vocabulary ids."""
+    audio = AUDIO_BASE + slots * CODEBOOK_SIZE + columns
+    return torch.where(columns == EOS_COLUMN, torch.full_like(columns, END_OF_SPEECH), audio)

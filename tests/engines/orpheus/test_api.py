@@ -1,0 +1,103 @@
+"""Orpheus through HTTP: a real uvicorn server loading the tiny weights the way production does."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from server.app import create_app
+from server.settings import ORPHEUS_MODEL
+from tests.engines.orpheus.conftest import settings_for
+from tests.support.servers import serve_app
+
+FRAME = 2048
+FRAMES = 5  # the test settings' orpheus_max_tokens=35
+
+
+@pytest.fixture(scope="module")
+def server(orpheus_dirs):
+    # warmup on: readiness waits for one real synthesis, as in production
+    app = create_app(settings_for(orpheus_dirs, warmup=True, max_batch_size=4))
+    with serve_app(app) as base:
+        yield base
+
+
+def speech(base, **body):
+    payload = {"model": ORPHEUS_MODEL, "input": "Hello there.", "voice": "tara", "seed": 1, **body}
+    return httpx.post(f"{base}/v1/audio/speech", json=payload, timeout=120)
+
+
+def test_wav(server):
+    r = speech(server)
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    audio, rate = sf.read(io.BytesIO(r.content), dtype="float32")
+    assert rate == 24000 and audio.shape == (FRAMES * FRAME,)
+
+
+def test_raw_encodings_carry_the_same_audio(server):
+    f32 = np.frombuffer(speech(server, response_format="raw", response_encoding="pcm_f32le").content, "<f4")
+    s16 = np.frombuffer(speech(server, response_format="raw", response_encoding="pcm_s16le").content, "<i2")
+    assert f32.size == s16.size == FRAMES * FRAME
+    assert np.abs(f32 - s16 / 32768.0).max() < 2e-4  # same seed, same audio, 16-bit rounding apart
+    mulaw = speech(server, response_format="raw", response_encoding="pcm_mulaw").content
+    assert len(mulaw) == FRAMES * FRAME
+
+
+def test_per_request_sampling_overrides_and_alias(server):
+    r = speech(server, model="orpheus", response_format="raw", max_tokens=14, temperature=0.9, top_p=0.9,
+               repetition_penalty=1.2)
+    assert r.status_code == 200 and np.frombuffer(r.content, "<f4").size == 2 * FRAME
+
+
+def test_sse_stream(server):
+    r = speech(server, stream=True, response_format="raw", response_encoding="pcm_s16le", max_tokens=42)
+    assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+    events = [line[len("data: "):] for line in r.text.split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert len(chunks) >= 2  # streamed: the first frame leaves before the rest are generated
+    assert all(c["model"] == ORPHEUS_MODEL and c["object"] == "audio.tts.chunk" for c in chunks)
+    pcm = b"".join(base64.b64decode(c["b64"]) for c in chunks)
+    assert len(pcm) == 6 * FRAME * 2
+
+
+def test_unknown_voice_is_400(server):
+    r = speech(server, voice="af_heart")
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "invalid_voice" and error["param"] == "voice" and "tara" in error["message"]
+
+
+def test_non_english_is_400(server):
+    r = speech(server, language="fr")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_language"
+
+
+def test_unstable_repetition_penalty_is_400(server):
+    r = speech(server, repetition_penalty=1.0)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "repetition_penalty"
+
+
+def test_voices_endpoint_lists_the_catalog(server):
+    r = httpx.get(f"{server}/v1/voices", params={"model": "orpheus"}, timeout=10)
+    assert r.status_code == 200
+    (entry,) = r.json()["data"]
+    assert entry["model"] == ORPHEUS_MODEL
+    assert [v["id"] for v in entry["voices"]] == ["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]
+
+
+def test_concurrent_http_requests_are_batched(server):
+    bodies = [{"seed": s, "response_format": "raw"} for s in range(50, 54)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda body: speech(server, **body), bodies))
+    assert all(r.status_code == 200 and len(r.content) == FRAMES * FRAME * 4 for r in results)
+    stats = httpx.get(f"{server}/stats", timeout=10).json()[ORPHEUS_MODEL]
+    assert stats["max_lm_batch_size_seen"] > 1
+    assert stats["frames_invalid"] == 0

@@ -1,0 +1,126 @@
+"""Continuous batching: shared steps, same audio as alone, cancellation, back-pressure, segments."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from engines.orpheus.codec import Window
+from engines.orpheus.requests import fade
+from engines.orpheus.tokens import FRAME_TOKENS, SAMPLES_PER_FRAME, frame_codes
+from server.errors import Overloaded
+from tests.engines.orpheus.helpers import request, synthesize
+
+CASES = [
+    {"text": "Hello world.", "voice": "tara", "seed": 11, "max_tokens": 35},
+    {"text": "A rather different, and longer, prompt for leo.", "voice": "leo", "seed": 12, "max_tokens": 28},
+    {"text": "<laugh> Oh my.", "voice": "zoe", "seed": 13, "max_tokens": 42, "temperature": 0.9, "top_p": 0.95},
+    {"text": "Short.", "voice": "dan", "seed": 14, "max_tokens": 21, "repetition_penalty": 1.1},
+]
+
+
+async def test_concurrent_requests_share_steps_and_sound_as_alone(make_engine):
+    engine = await make_engine(max_batch_size=8)
+    alone = [await synthesize(engine, **case) for case in CASES]
+    assert engine.stats()["max_lm_batch_size_seen"] == 1
+    together = await asyncio.gather(*(synthesize(engine, **case) for case in CASES))
+    for a, b, case in zip(alone, together, CASES):
+        assert a.shape == b.shape == (case["max_tokens"] // FRAME_TOKENS * SAMPLES_PER_FRAME,)
+        assert np.abs(a - b).max() < 1e-4
+    stats = engine.stats()
+    assert stats["max_lm_batch_size_seen"] == 4
+    assert any(size > 1 for size in stats["lm_batch_size_histogram"])
+    assert stats["max_batch_size_seen"] == 4  # the worker's view: 4 requests in one step
+
+
+async def _first_chunk(stream):
+    return (await stream.__anext__()).samples
+
+
+async def test_cancelled_request_leaves_within_one_step_and_frees_its_row(make_engine):
+    engine = await make_engine(max_batch_size=1, max_queue_size=4)
+    long = engine.synthesize(request(seed=21, max_tokens=700))
+    await _first_chunk(long)
+    waiting = asyncio.create_task(synthesize(engine, seed=22, max_tokens=14))
+    await asyncio.sleep(0.2)
+    assert engine.stats()["queued"] == 1  # one row, held by the long request
+    steps_at_cancel = engine.worker.stats["steps"]
+    await long.aclose()  # what the server does when the client disconnects
+    short = await asyncio.wait_for(waiting, timeout=30)
+    assert short.size == 2 * SAMPLES_PER_FRAME
+    stats = engine.stats()
+    assert stats["jobs_cancelled"] == 1
+    # The long request's row was released at the end of the step running when it was cancelled;
+    # the short one's 14 tokens took 13 decode steps after its prefill.
+    assert stats["steps"] - steps_at_cancel <= 1 + 13 + 1
+
+
+async def test_full_queue_answers_429(make_engine):
+    engine = await make_engine(max_batch_size=1, max_queue_size=2)
+    busy = [asyncio.create_task(synthesize(engine, seed=s, max_tokens=700)) for s in (1, 2)]
+    await asyncio.sleep(0.2)
+    with pytest.raises(Overloaded) as info:
+        await synthesize(engine, seed=3)
+    assert info.value.status_code == 429
+    for task in busy:
+        task.cancel()
+    await asyncio.gather(*busy, return_exceptions=True)
+
+
+def _full_decode_of(segment, codec) -> np.ndarray:
+    frames = [frame_codes(segment.tokens[i : i + 7]) for i in range(0, len(segment.tokens), 7)]
+    return codec.decode([Window(np.stack(frames), 0, segment.windows.noise_seed)])[0]
+
+
+async def test_long_input_runs_segments_in_parallel_and_joins_them_in_order(make_engine):
+    engine = await make_engine(max_batch_size=4, orpheus_parallel_segments=2, first_segment_chars=20,
+                               orpheus_snac_lookahead_frames=3)
+    text = "First, a short one. Then a second sentence follows here. And a third one ends it."
+    state = engine.plan(request(text=text, seed=5, max_tokens=28))
+    assert [s.text for s in state.segments] == [
+        "First, a short one.", "Then a second sentence follows here. And a third one ends it."
+    ]
+    job = engine.worker.submit(state)
+    audio = np.concatenate([chunk async for chunk in job.results()])
+    assert engine.stats()["max_lm_batch_size_seen"] == 2  # both segments of one request ran together
+    parts = [_full_decode_of(s, engine.scheduler.codec) for s in state.segments]
+    assert [p.size for p in parts] == [4 * SAMPLES_PER_FRAME] * 2
+    n = state.fade_samples
+    parts[0][-n:] = fade(parts[0], n, rising=False)[-n:]
+    parts[1][:n] = fade(parts[1], n, rising=True)[:n]
+    assert audio.shape == (8 * SAMPLES_PER_FRAME,)
+    assert np.abs(audio - np.concatenate(parts)).max() < 1e-5
+
+
+async def test_new_request_takes_a_row_back_from_look_ahead_segments(make_engine):
+    engine = await make_engine(max_batch_size=2, orpheus_parallel_segments=2, first_segment_chars=20)
+    text = "One sentence here. Another sentence there. A third sentence too."
+    alone = await synthesize(engine, text=text, seed=31, max_tokens=70)
+    long = asyncio.create_task(synthesize(engine, text=text, seed=31, max_tokens=70))
+    await asyncio.sleep(0.3)
+    short = await asyncio.wait_for(synthesize(engine, seed=32, max_tokens=14), timeout=60)
+    assert short.size == 2 * SAMPLES_PER_FRAME
+    assert engine.stats()["sequences_evicted"] >= 1
+    assert np.abs(await long - alone).max() < 1e-4  # an evicted segment restarts from its seed
+
+
+async def test_end_of_speech_flushes_the_last_frames(make_engine):
+    engine = await make_engine()
+    head = engine.scheduler.head
+    original = head.scores
+    calls = {"n": 0}
+
+    def scores_ending_after_three_frames(hidden, slots):
+        scores = original(hidden, slots)
+        calls["n"] += 1
+        if calls["n"] == 3 * FRAME_TOKENS + 1:  # the token after 3 frames: force end of speech
+            scores[:, -1] = torch.where(slots == 0, torch.tensor(1e9), scores[:, -1])
+        return scores
+
+    head.scores = scores_ending_after_three_frames
+    audio = await synthesize(engine, seed=41, max_tokens=700)
+    assert audio.shape == (3 * SAMPLES_PER_FRAME,)
+    assert engine.stats()["tokens_generated"] == 3 * FRAME_TOKENS + 1

@@ -1,0 +1,98 @@
+"""The engine contract: loading, voices, validation, reproducible synthesis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from engines.hub import WeightsUnavailable
+from engines.orpheus import loader
+from engines.orpheus.engine import OrpheusEngine
+from engines.registry import create_engine
+from server.errors import InvalidRequest, InvalidVoice, UnsupportedLanguage
+from server.settings import ORPHEUS_MODEL, Settings
+from tests.engines.orpheus.helpers import request, synthesize
+
+FRAME = 2048
+
+
+def test_registry_builds_the_engine(orpheus_settings):
+    engine = create_engine("orpheus", orpheus_settings)
+    assert isinstance(engine, OrpheusEngine) and engine.model_id == ORPHEUS_MODEL
+    assert engine.sample_rate == 24000 and engine.languages == {"en"}
+
+
+def test_voices_catalog(orpheus_engine):
+    voices = {v.id: v for v in orpheus_engine.voices()}
+    assert list(voices) == ["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]
+    assert {v.gender for v in voices.values()} == {"female", "male"}
+    assert voices["leo"].gender == "male" and voices["tara"].language == "en-US"
+
+
+async def test_validate_rejects_unknown_voice_other_languages_and_unstable_sampling(orpheus_engine):
+    await orpheus_engine.validate(request())
+    with pytest.raises(InvalidVoice) as info:
+        await orpheus_engine.validate(request(voice="af_heart"))
+    assert info.value.status_code == 400 and "tara" in info.value.message
+    with pytest.raises(UnsupportedLanguage) as lang:
+        await orpheus_engine.validate(request(language="fr"))
+    assert lang.value.status_code == 400
+    with pytest.raises(InvalidRequest):
+        await orpheus_engine.validate(request(repetition_penalty=1.0))
+
+
+async def test_audio_is_whole_frames_and_a_seed_reproduces_it(orpheus_engine):
+    first = await synthesize(orpheus_engine, seed=7, max_tokens=35)
+    assert first.shape == (5 * FRAME,)  # 35 tokens = 5 frames, all emitted
+    assert np.isfinite(first).all() and np.abs(first).max() > 0
+    again = await synthesize(orpheus_engine, seed=7, max_tokens=35)
+    assert np.array_equal(first, again)
+    other = await synthesize(orpheus_engine, seed=8, max_tokens=35)
+    assert not np.allclose(first, other)
+
+
+async def test_server_default_max_tokens_applies(orpheus_engine):
+    audio = await synthesize(orpheus_engine, seed=3)  # orpheus_max_tokens=35 in the test settings
+    assert audio.size == 5 * FRAME
+
+
+async def test_stats_expose_batching(orpheus_engine):
+    await synthesize(orpheus_engine, seed=4, max_tokens=14)
+    stats = orpheus_engine.stats()
+    for key in ("lm_batch_size_histogram", "max_lm_batch_size_seen", "batch_size_histogram", "tokens_generated",
+                "codec_calls", "frames_decoded", "frames_invalid", "queued", "active"):
+        assert key in stats
+    assert stats["frames_invalid"] == 0
+
+
+async def test_warmup_runs(make_engine):
+    engine = await make_engine()
+    await engine.warmup()
+    stats = engine.stats()
+    assert stats["prefills"] == 1 and stats["tokens_generated"] == 28  # 4 frames of "Hello."
+    await engine.close()
+
+
+def test_prefetch_names_both_local_directories(orpheus_settings, orpheus_dirs):
+    lines = OrpheusEngine.prefetch(orpheus_settings)
+    assert len(lines) == 2
+    assert str(orpheus_dirs[0]) in lines[0] and str(orpheus_dirs[1]) in lines[1]
+
+
+def test_offline_without_cache_is_a_clear_startup_error(tmp_path):
+    settings = Settings(offline=True, cache_dir=tmp_path, device="cpu")
+    with pytest.raises(WeightsUnavailable) as info:
+        OrpheusEngine.prefetch(settings)
+    assert "tts-server download" in info.value.message and "orpheus-source" in info.value.message
+    with pytest.raises(WeightsUnavailable):  # the same error at startup, never at request time
+        asyncio.run(OrpheusEngine(ORPHEUS_MODEL, settings).load())
+
+
+def test_incomplete_local_directory_is_refused(tmp_path, orpheus_dirs):
+    (tmp_path / "config.json").write_text("{}")
+    settings = Settings(orpheus_source=str(tmp_path), snac_source=str(orpheus_dirs[1]), device="cpu")
+    with pytest.raises(WeightsUnavailable) as info:
+        loader.lm_dir(settings)
+    assert "tokenizer.json" in info.value.message
