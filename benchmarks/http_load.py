@@ -110,9 +110,9 @@ def main() -> None:
     if args.serve:
         import shlex
 
-        from tests.support.servers import serve_cli
+        from server.launcher import launch_server
 
-        with serve_cli(*shlex.split(args.serve), timeout_s=900) as url:
+        with launch_server(*shlex.split(args.serve), timeout_s=900) as url:
             asyncio.run(main_async(args, url))
     else:
         asyncio.run(main_async(args, args.url))

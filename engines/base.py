@@ -127,5 +127,5 @@ class Engine(abc.ABC):
         return True
 
     def stats(self) -> dict[str, Any]:
-        """Counters for ``/metrics``-style introspection and tests (queue depth, batch sizes...)."""
+        """Counters for ``/stats``: queue depth, batch sizes, ``audio_seconds``, ``synthesis_seconds``."""
         return {}

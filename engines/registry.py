@@ -46,8 +46,13 @@ def resolve(name: str) -> EngineSpec:
     raise ModelNotFound(f"Model '{name}' is not served here. Known models: {known}.")
 
 
-def create_engine(name: str, settings: Settings) -> Engine:
+def engine_class(name: str) -> tuple[str, type[Engine]]:
+    """The canonical model id and the engine class for ``name``, importing its module now."""
     spec = resolve(name)
     module_name, _, class_name = spec.target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(spec.model_id, settings)
+    return spec.model_id, getattr(importlib.import_module(module_name), class_name)
+
+
+def create_engine(name: str, settings: Settings) -> Engine:
+    model_id, cls = engine_class(name)
+    return cls(model_id, settings)

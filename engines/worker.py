@@ -34,6 +34,7 @@ class Job(Generic[S]):
         self._loop = loop
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._cancelled = threading.Event()
+        self._terminal = threading.Lock()  # fail() may come from the event loop, finish() from the worker
         self.finished = False
         self.failed = False
         self.steps = 0
@@ -43,14 +44,18 @@ class Job(Generic[S]):
         self._put(item)
 
     def finish(self) -> None:
-        if not self.finished:
+        with self._terminal:
+            if self.finished:
+                return
             self.finished = True
-            self._put(_DONE)
+        self._put(_DONE)
 
     def fail(self, exc: BaseException) -> None:
-        if not self.finished:
+        with self._terminal:
+            if self.finished:
+                return
             self.finished = self.failed = True
-            self._put(exc)
+        self._put(exc)
 
     @property
     def cancelled(self) -> bool:
@@ -109,6 +114,7 @@ class BatchWorker:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {
             "steps": 0,
             "jobs_completed": 0,
@@ -151,22 +157,23 @@ class BatchWorker:
         return job
 
     def snapshot(self) -> dict[str, Any]:
-        stats = dict(self.stats)
-        stats["batch_size_histogram"] = dict(self.stats["batch_size_histogram"])
+        with self._stats_lock:
+            stats = dict(self.stats)
+            stats["batch_size_histogram"] = dict(self.stats["batch_size_histogram"])
         stats.update(queued=len(self._pending), active=len(self._active))
         return stats
 
     # -- worker thread ------------------------------------------------------------------------
-    def _admit(self) -> None:
-        while self._pending and len(self._active) < self.max_batch_size:
-            job = self._pending.popleft()
-            if job.cancelled:
-                self._leave(job, "jobs_cancelled")
-            else:
-                self._active.append(job)
+    def _count(self, counter: str, batch_size: int | None = None) -> None:
+        with self._stats_lock:
+            self.stats[counter] += 1
+            if batch_size is not None:
+                self.stats["batch_size_histogram"][batch_size] += 1
+                self.stats["max_batch_size_seen"] = max(self.stats["max_batch_size_seen"], batch_size)
 
     def _leave(self, job: Job[Any], counter: str) -> None:
-        self.stats[counter] += 1
+        """Take a job out for good. Called without the lock: on_leave may be slow (cache surgery)."""
+        self._count(counter)
         if self._on_leave is not None:
             try:
                 self._on_leave(job)
@@ -175,30 +182,35 @@ class BatchWorker:
         job.finish()
 
     def _next_batch(self) -> list[Job[Any]] | None:
-        with self._cond:
-            while not self._stopping and not self._pending and not self._active:
-                self._cond.wait()
-            if self._stopping:
-                return None
-            # A fresh batch waits briefly for company, so concurrent arrivals share a step.
-            if not self._active and self.max_wait_s > 0:
-                deadline = time.monotonic() + self.max_wait_s
-                while len(self._pending) < self.max_batch_size and not self._stopping:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-            while not self._stopping:
-                self._admit()
-                for job in [j for j in self._active if j.cancelled]:
+        while True:
+            leaving: list[Job[Any]] = []
+            with self._cond:
+                while not self._stopping and not self._pending and not self._active:
+                    self._cond.wait()
+                if self._stopping:
+                    return None
+                # A fresh batch waits briefly for company, so concurrent arrivals share a step.
+                if not self._active and self.max_wait_s > 0:
+                    deadline = time.monotonic() + self.max_wait_s
+                    while len(self._pending) < self.max_batch_size and not self._stopping:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                while self._pending and len(self._active) < self.max_batch_size:
+                    self._active.append(self._pending.popleft())
+                leaving = [j for j in self._active if j.cancelled]
+                for job in leaving:
                     self._active.remove(job)
-                    self._leave(job, "jobs_cancelled")
                 # Jobs whose next unit of work is not prepared yet (e.g. text still in G2P) sit out.
                 ready = [j for j in self._active if self._is_ready is None or self._is_ready(j)]
-                if ready or not self._active:
-                    return ready
-                self._cond.wait(0.05)
-            return None
+                if not ready and self._active and not leaving:
+                    self._cond.wait(0.05)
+                    continue
+            for job in leaving:
+                self._leave(job, "jobs_cancelled")
+            if ready or not self._active:
+                return ready
 
     def wake(self) -> None:
         """Tell the worker that a waiting job has become ready."""
@@ -212,9 +224,7 @@ class BatchWorker:
                 return
             if not batch:
                 continue
-            self.stats["steps"] += 1
-            self.stats["batch_size_histogram"][len(batch)] += 1
-            self.stats["max_batch_size_seen"] = max(self.stats["max_batch_size_seen"], len(batch))
+            self._count("steps", batch_size=len(batch))
             try:
                 self._step(batch)
             except Exception as exc:  # a failed step fails its batch, never the worker

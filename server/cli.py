@@ -15,8 +15,14 @@ from server.settings import Settings
 logger = logging.getLogger("tts-server")
 
 
+# Secrets come from the environment only: a flag would put them in every `ps` listing.
+SECRET_FIELDS = frozenset({"api_keys", "cartesia_api_key"})
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
+        if name in SECRET_FIELDS:
+            continue
         flag = "--" + name.replace("_", "-")
         env = (field.validation_alias if isinstance(field.validation_alias, str) else f"TTS_{name.upper()}")
         help_text = f"{field.description or ''} [env {env}]"
@@ -37,13 +43,9 @@ def _prefetch(settings: Settings) -> None:
     from engines import registry
 
     for name in settings.models:
-        spec = registry.resolve(name)
-        module_name, _, class_name = spec.target.partition(":")
-        import importlib
-
-        cls = getattr(importlib.import_module(module_name), class_name)
+        model_id, cls = registry.engine_class(name)
         for line in cls.prefetch(settings):
-            logger.info("%s: %s", spec.model_id, line)
+            logger.info("%s: %s", model_id, line)
 
 
 def serve(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -24,38 +25,49 @@ class EnginePool:
                 engine = registry.create_engine(name, settings)
                 engines[engine.model_id] = engine
         self.engines = engines
-        self.state = "loading"  # loading -> ready | failed
-        self.error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Per model, so one model still loading (or failed) never holds back the others.
+        self.status: dict[str, str] = {name: "loading" for name in engines}  # loading | ready | failed
+        self.errors: dict[str, str] = {}
+        self._task: asyncio.Task[Any] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load and warm every engine in the background, so liveness answers during loading."""
-        self._task = asyncio.create_task(self._load_all(), name="engine-pool-load")
-
-    async def wait_ready(self) -> None:
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def _load_all(self) -> None:
         started = time.perf_counter()
+
+        async def load_all() -> None:
+            await asyncio.gather(*(self._load(name, engine) for name, engine in self.engines.items()))
+            logger.info("loading done in %.1fs: %s", time.perf_counter() - started, self.status)
+
+        self._task = asyncio.create_task(load_all(), name="engine-pool-load")
+
+    async def _load(self, name: str, engine: Engine) -> None:
         try:
-            for model_id, engine in self.engines.items():
-                logger.info("loading %s", model_id)
-                await engine.load()
-                if self.settings.warmup and engine.available:
-                    await engine.warmup()
+            logger.info("loading %s", name)
+            await engine.load()
+            if self.settings.warmup and engine.available:
+                await engine.warmup()
         except Exception as exc:
-            self.state = "failed"
-            self.error = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
-            logger.error("model loading failed: %s", self.error, exc_info=not isinstance(exc, APIError))
+            self.status[name] = "failed"
+            self.errors[name] = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
+            logger.error("%s failed to load: %s", name, self.errors[name], exc_info=not isinstance(exc, APIError))
             return
-        self.state = "ready"
-        logger.info("ready in %.1fs: %s", time.perf_counter() - started, ", ".join(self.engines))
+        self.status[name] = "ready"
+        logger.info("%s ready", name)
+
+    @property
+    def state(self) -> str:
+        """ready only when every model is; failed if any failed; else loading."""
+        values = set(self.status.values())
+        if "failed" in values:
+            return "failed"
+        return "ready" if values <= {"ready"} else "loading"
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task  # never close an engine while its load is still running
         await asyncio.gather(*(e.close() for e in self.engines.values()), return_exceptions=True)
 
     # -- lookup -------------------------------------------------------------------------------
@@ -70,11 +82,14 @@ class EnginePool:
 
     def get_ready(self, name: str) -> Engine:
         engine = self.lookup(name)
-        if self.state == "loading":
-            raise ServiceUnavailable("Models are still loading; retry shortly.", headers={"Retry-After": "5"})
-        if self.state == "failed":
-            raise ServiceUnavailable(f"Model loading failed: {self.error}")
+        status = self.status[engine.model_id]
+        if status == "loading":
+            raise ServiceUnavailable(
+                f"Model '{engine.model_id}' is still loading; retry shortly.", headers={"Retry-After": "5"}
+            )
+        if status == "failed":
+            raise ServiceUnavailable(f"Model '{engine.model_id}' failed to load: {self.errors[engine.model_id]}")
         return engine
 
     def stats(self) -> dict[str, Any]:
-        return {name: engine.stats() for name, engine in self.engines.items()}
+        return {name: {"status": self.status[name], **engine.stats()} for name, engine in self.engines.items()}

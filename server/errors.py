@@ -164,7 +164,7 @@ def install_error_handlers(app: Any) -> None:
 
     async def on_http(_request: Any, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
-        err = APIError(str(exc.detail), code=kind)
+        err = APIError(str(exc.detail), code=kind, headers=dict(exc.headers or {}))
         err.status_code, err.type = exc.status_code, "invalid_request_error"
         return respond(err)
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engines.base import OutputSpec, SynthesisRequest
 
 # Together's language enum for /audio/speech. A model may speak fewer of these (checked later).
-TOGETHER_LANGUAGES = ("en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh")
 Language = Literal["en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"]
 
 
@@ -33,7 +32,7 @@ class SpeechRequest(BaseModel):
 
     # --- extensions (not in Together's schema; what Kokoro-FastAPI and Orpheus servers offer) ---
     speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate (Kokoro).")
-    seed: int | None = Field(None, ge=0, description="Makes sampling and vocoder noise reproducible.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Makes sampling and vocoder noise reproducible.")
     temperature: float | None = Field(None, gt=0.0, le=2.0, description="Sampling temperature (Orpheus).")
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (Orpheus).")
     repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="Repetition penalty (Orpheus).")

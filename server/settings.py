@@ -1,18 +1,19 @@
 """The server's one settings object.
 
-Every field is read from an environment variable ``TTS_<FIELD>`` (e.g. ``TTS_DEVICE=cuda``) and
-can be overridden by the matching CLI flag (``--device cuda``); see ``tts-server serve --help``.
+Every field is read from an environment variable ``TTS_<FIELD>`` (e.g. ``TTS_DEVICE=cuda``; the
+Cartesia key is the conventional ``CARTESIA_API_KEY``) and, except secrets, can be overridden by
+the matching CLI flag (``--device cuda``); see ``tts-server serve --help``. Secrets are env-only so
+they never show in ``ps`` output.
 Nothing reads the environment at import time: ``Settings()`` does, when the CLI or a test makes one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 KOKORO_MODEL = "hexgrad/Kokoro-82M"
 ORPHEUS_MODEL = "canopylabs/orpheus-3b-0.1-ft"
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         [], description="Comma-separated bearer keys clients must send; empty means open access."
     )
-    log_level: str = Field("info", description="Python logging level.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Logging level.")
 
     # --- hardware ------------------------------------------------------------------------------
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
@@ -114,7 +115,10 @@ class Settings(BaseSettings):
         3, ge=0, description="Already-emitted frames decoded again as left context of each SNAC window (3 = exact)."
     )
     orpheus_snac_lookahead_frames: int = Field(
-        2, ge=0, description="Frames decoded after the emitted ones as right context (2: ~-67 dB error, 3 = exact)."
+        2,
+        ge=1,
+        description="Frames decoded after the emitted ones as right context (2: ~-67 dB error, 3 = exact; "
+        "0 is audibly wrong, so at least 1).",
     )
     orpheus_snac_first_chunk_frames: int = Field(
         1, ge=1, description="Frames in a stream's first audio chunk (2048 samples each); small = early first audio."

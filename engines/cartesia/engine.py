@@ -7,6 +7,7 @@ Streaming uses POST /tts/sse (raw PCM per event); everything else POST /tts/byte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from engines.base import EncodedChunk, Engine, SynthesisRequest, Voice
 from engines.cartesia.client import CartesiaClient
 from engines.cartesia.mapping import CARTESIA_LANGUAGES, build_tts_body, cartesia_model_id, check_request
-from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_catalog
+from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cartesia_catalog
 from server.errors import APIError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from server.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+_COUNTERS = ("requests", "stream_requests", "bytes_requests", "chunks", "bytes", "upstream_errors")
 
 
 class CartesiaEngine(Engine):
@@ -39,7 +42,8 @@ class CartesiaEngine(Engine):
             else None
         )
         self._resolver: VoiceResolver | None = None
-        self._counters: Counter[str] = Counter()
+        # Every key from the start, so /stats has the same shape before the first request.
+        self._counters: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -61,7 +65,7 @@ class CartesiaEngine(Engine):
 
     def _voice_resolver(self) -> VoiceResolver:
         if self._resolver is None:
-            catalog = load_catalog(self.settings.cartesia_voices_file)
+            catalog = load_cartesia_catalog(self.settings.cartesia_voices_file)
             self._resolver = VoiceResolver(catalog, self._upstream_voices)
         return self._resolver
 
@@ -75,24 +79,34 @@ class CartesiaEngine(Engine):
                 "the operator must set CARTESIA_API_KEY."
             )
 
+    def _with_sample_rate(self, request: SynthesisRequest) -> SynthesisRequest:
+        """``request`` with an explicit output rate: ``sample_rate=None`` means the engine's own.
+
+        The server's SpeechService already fills it in; this covers callers that use the engine
+        directly, and is the only place the Cartesia code applies the default.
+        """
+        if request.output.sample_rate is not None:
+            return request
+        output = dataclasses.replace(request.output, sample_rate=self.sample_rate)
+        return dataclasses.replace(request, output=output)
+
     async def validate(self, request: SynthesisRequest) -> None:
         self._require_key()
-        check_request(request, self.sample_rate)
+        check_request(self._with_sample_rate(request))
         await self._voice_resolver().resolve(request.voice)
 
     def synthesize(self, request: SynthesisRequest) -> AsyncIterator[EncodedChunk]:
-        return self._proxy(request)
+        return self._proxy(self._with_sample_rate(request))
 
     async def _proxy(self, request: SynthesisRequest) -> AsyncIterator[EncodedChunk]:
         # Repeated here (cheap: the voice is cached) so synthesize is safe without validate.
         self._require_key()
-        check_request(request, self.sample_rate)
+        check_request(request)
         voice_id = await self._voice_resolver().resolve(request.voice)
         body = build_tts_body(
             request,
             model_id=cartesia_model_id(request.model, self.settings.cartesia_model_id),
             voice_id=voice_id,
-            default_sample_rate=self.sample_rate,
         )
         streaming = request.output.stream
         self._counters["requests"] += 1

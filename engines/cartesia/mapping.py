@@ -2,8 +2,11 @@
 
 Cartesia's body: ``model_id``, ``transcript``, ``voice: {mode: "id", id}``, ``language`` and
 ``output_format``, whose shape depends on the container: ``raw``/``wav`` carry ``encoding`` and
-``sample_rate``; ``mp3`` carries ``sample_rate`` and ``bit_rate``. Everything Cartesia would reject
-for a reason we can see locally is rejected here first, as a 400 naming the offending field.
+``sample_rate``; ``mp3`` carries ``sample_rate`` and ``bit_rate``. What Cartesia would reject for a
+reason we can see locally is rejected here first, as a 400 naming the offending field. Checks every
+model shares (language, stream only with ``raw``) are the server's (SpeechService and
+``check_output_supported``); only Cartesia's own limits live here. The request's ``output`` is
+expected to carry a sample rate: the engine fills in its default before calling these functions.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from engines.base import OutputSpec, SynthesisRequest
-from server.errors import InvalidRequest, UnsupportedLanguage
+from server.errors import InvalidRequest
 
 #: The only output rates Cartesia accepts, for every container.
 CARTESIA_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 44100, 48000)
 #: MP3 bit rates Cartesia accepts (the same set Together's schema allows).
 CARTESIA_MP3_BIT_RATES: tuple[int, ...] = (32000, 64000, 96000, 128000, 192000)
-#: Languages Cartesia's TTS endpoints document; they are exactly Together's language enum.
+#: Languages Cartesia's TTS endpoints document; they are exactly Together's language enum. The server
+#: checks requests against ``CartesiaEngine.languages`` (this set) before the engine sees them.
 CARTESIA_LANGUAGES: frozenset[str] = frozenset(
     {"en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"}
 )
@@ -39,26 +43,14 @@ def cartesia_model_id(requested_model: str, default_model_id: str) -> str:
     return default_model_id
 
 
-def effective_sample_rate(output: OutputSpec, default_sample_rate: int) -> int:
-    return output.sample_rate if output.sample_rate is not None else default_sample_rate
-
-
-def check_request(request: SynthesisRequest, default_sample_rate: int) -> None:
-    """Raise the 400 Cartesia would give, before spending anything upstream."""
-    if request.language not in CARTESIA_LANGUAGES:
-        supported = ", ".join(sorted(CARTESIA_LANGUAGES))
-        raise UnsupportedLanguage(f"Language '{request.language}' is not supported by Cartesia Sonic ({supported}).")
+def check_request(request: SynthesisRequest) -> None:
+    """Raise the 400 Cartesia would give for its own limits, before spending anything upstream."""
     output = request.output
-    if output.stream and output.format != "raw":
-        raise InvalidRequest(
-            f"Streaming returns raw audio only; response_format '{output.format}' needs stream=false.",
-            param="response_format",
-        )
-    rate = effective_sample_rate(output, default_sample_rate)
-    if rate not in CARTESIA_SAMPLE_RATES:
+    if output.sample_rate not in CARTESIA_SAMPLE_RATES:
         allowed = ", ".join(str(r) for r in CARTESIA_SAMPLE_RATES)
         raise InvalidRequest(
-            f"sample_rate {rate} is not supported by Cartesia Sonic; use one of {allowed}.", param="sample_rate"
+            f"sample_rate {output.sample_rate} is not supported by Cartesia Sonic; use one of {allowed}.",
+            param="sample_rate",
         )
     if output.format == "mp3" and output.bit_rate not in CARTESIA_MP3_BIT_RATES:
         allowed = ", ".join(str(r) for r in CARTESIA_MP3_BIT_RATES)
@@ -69,24 +61,21 @@ def check_request(request: SynthesisRequest, default_sample_rate: int) -> None:
         )
 
 
-def output_format(output: OutputSpec, default_sample_rate: int) -> dict[str, Any]:
-    rate = effective_sample_rate(output, default_sample_rate)
+def output_format(output: OutputSpec) -> dict[str, Any]:
     if output.format == "mp3":
-        return {"container": "mp3", "sample_rate": rate, "bit_rate": output.bit_rate}
-    # /tts/sse only speaks raw; check_request has already refused stream with another container.
+        return {"container": "mp3", "sample_rate": output.sample_rate, "bit_rate": output.bit_rate}
+    # /tts/sse only speaks raw; the server has already refused stream with another container.
     container = "raw" if output.stream else output.format
-    return {"container": container, "encoding": output.encoding, "sample_rate": rate}
+    return {"container": container, "encoding": output.encoding, "sample_rate": output.sample_rate}
 
 
-def build_tts_body(
-    request: SynthesisRequest, *, model_id: str, voice_id: str, default_sample_rate: int
-) -> dict[str, Any]:
+def build_tts_body(request: SynthesisRequest, *, model_id: str, voice_id: str) -> dict[str, Any]:
     """The JSON body for POST /tts/bytes or /tts/sse (they share one schema)."""
     body: dict[str, Any] = {
         "model_id": model_id,
         "transcript": request.text,
         "voice": {"mode": "id", "id": voice_id},
-        "output_format": output_format(request.output, default_sample_rate),
+        "output_format": output_format(request.output),
         "language": request.language,
     }
     if request.speed != 1.0:

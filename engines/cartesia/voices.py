@@ -19,10 +19,10 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import voices as packaged_voices
 from engines.base import Voice
 from server.errors import APIError, InvalidVoice, ServiceUnavailable
 
@@ -63,30 +63,37 @@ def _voice_from_entry(entry: Any, source: str) -> Voice:
     )
 
 
-def parse_catalog(text: str, source: str) -> list[Voice]:
-    """``{"voices": [{"name", "id", "language"?, "gender"?, "description"?}, ...]}``."""
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise VoiceCatalogError(f"{source} is not valid JSON: {exc}") from exc
+def parse_catalog_doc(doc: Any, source: str) -> list[Voice]:
+    """``{"voices": [{"name", "id", "language"?, "gender"?, "description"?}, ...]}``, already decoded."""
     entries = doc.get("voices") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise VoiceCatalogError(f"{source} must be an object with a 'voices' list.")
     return [_voice_from_entry(entry, source) for entry in entries]
 
 
-def load_catalog(extra_file: Path | None) -> dict[str, Voice]:
-    """The shipped catalog plus the operator's file (later entries override by name)."""
-    shipped = resources.files("voices").joinpath("cartesia.json")
-    voices = parse_catalog(shipped.read_text(encoding="utf-8"), "voices/cartesia.json")
+def parse_catalog(text: str, source: str) -> list[Voice]:
+    """A catalog file's text (see :func:`parse_catalog_doc`)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise VoiceCatalogError(f"{source} is not valid JSON: {exc}") from exc
+    return parse_catalog_doc(doc, source)
+
+
+def load_cartesia_catalog(extra_file: Path | None) -> dict[str, Voice]:
+    """The packaged catalog (``voices.load_catalog("cartesia")``) plus the operator's file.
+
+    Later entries override earlier ones by normalized name, so the operator's file wins.
+    """
+    catalog = parse_catalog_doc(packaged_voices.load_catalog("cartesia"), "voices/cartesia.json")
     if extra_file is not None:
         path = Path(extra_file).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise VoiceCatalogError(f"Cannot read TTS_CARTESIA_VOICES_FILE {path}: {exc.strerror}.") from exc
-        voices += parse_catalog(text, str(path))
-    return {normalize_name(v.name): v for v in voices}
+        catalog += parse_catalog(text, str(path))
+    return {normalize_name(v.name): v for v in catalog}
 
 
 def voice_from_cartesia(item: dict[str, Any]) -> Voice:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.audio import fade
 from engines.base import Engine, PcmChunk, SynthesisRequest, Voice
 from engines.kokoro import loader
 from engines.kokoro.g2p import LANGUAGES, Phonemizer, lang_code_for
@@ -45,12 +46,8 @@ class _RequestState:
 
 
 def smooth_edges(audio: np.ndarray, n: int = EDGE_FADE_SAMPLES) -> np.ndarray:
-    n = min(n, audio.size // 2)
-    if n:
-        ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
-        audio[:n] *= ramp
-        audio[-n:] *= ramp[::-1]
-    return audio
+    half = min(n, audio.size // 2)
+    return fade(fade(audio, half, rising=True), half, rising=False)
 
 
 class KokoroEngine(Engine):
@@ -154,21 +151,28 @@ class KokoroEngine(Engine):
         # KModel.forward_with_tokens handles one utterance at a time, so a step walks its batch;
         # a padded batched forward can replace this loop without touching the scheduling.
         for job in batch:
-            state = job.state
-            if state.chunks:
-                phonemes = state.chunks.popleft()
-                if state.seed is not None:
-                    # The vocoder's sine source draws random noise; seed per chunk for reproducibility.
-                    torch.manual_seed(state.seed + state.synthesized)
-                started = time.perf_counter()
-                audio = self._model(phonemes, state.pack[len(phonemes) - 1], state.speed)
-                samples = smooth_edges(audio.float().cpu().numpy().reshape(-1).copy())
-                self._synth_seconds += time.perf_counter() - started
-                self._audio_seconds += samples.size / SAMPLE_RATE
-                state.synthesized += 1
-                job.emit(samples)
-            if state.g2p_done and not state.chunks:
-                job.finish()
+            try:
+                self._advance(job)
+            except Exception as exc:  # one bad request fails alone, not its whole batch
+                logger.exception("kokoro: request failed")
+                job.fail(as_api_error(exc))
+
+    def _advance(self, job: Job[_RequestState]) -> None:
+        state = job.state
+        if state.chunks:
+            phonemes = state.chunks.popleft()
+            if state.seed is not None:
+                # The vocoder's sine source draws random noise; seed per chunk for reproducibility.
+                torch.manual_seed(state.seed + state.synthesized)
+            started = time.perf_counter()
+            audio = self._model(phonemes, state.pack[len(phonemes) - 1], state.speed)
+            samples = smooth_edges(audio.float().cpu().numpy().reshape(-1))
+            self._synth_seconds += time.perf_counter() - started
+            self._audio_seconds += samples.size / SAMPLE_RATE
+            state.synthesized += 1
+            job.emit(samples)
+        if state.g2p_done and not state.chunks:
+            job.finish()
 
     # -- helpers ------------------------------------------------------------------------------
     async def _on_g2p_thread(self, fn, *args):

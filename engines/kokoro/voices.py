@@ -66,7 +66,7 @@ class VoiceBank:
         unknown = [name for name, _ in mix.parts if name not in self._packs]
         if unknown:
             known = ", ".join(sorted(self._packs)) or "none"
-            raise InvalidVoice(f"Unknown voice {', '.join(map(repr, unknown))} for hexgrad/Kokoro-82M. Available: {known}.")
+            raise InvalidVoice(f"Unknown voice {', '.join(map(repr, unknown))}. Available: {known}.")
         return mix
 
     def pack(self, mix: VoiceMix) -> torch.Tensor:

@@ -23,14 +23,13 @@ from engines.orpheus.requests import OrpheusRequest
 from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
 from engines.orpheus.snac_stream import WindowConfig
+from engines.orpheus.tokens import SAMPLE_RATE
 from engines.text import segment_text
 from engines.worker import BatchWorker
 from server.errors import InvalidVoice, ServiceUnavailable, UnsupportedLanguage
 from voices import load_catalog
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_RATE = 24000
 
 
 class OrpheusEngine(Engine):
@@ -95,16 +94,20 @@ class OrpheusEngine(Engine):
         return list(self._voices)
 
     async def validate(self, request: SynthesisRequest) -> None:
-        self.plan(request)
+        self._check(request)
 
-    def plan(self, request: SynthesisRequest) -> OrpheusRequest:
-        """Check the request and turn it into the scheduler's state (cheap; no model work)."""
+    def _check(self, request: SynthesisRequest) -> SamplingParams:
+        """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
         if request.language != "en":
             raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{request.language}'.")
         if request.voice not in self._voice_ids:
             known = ", ".join(v.id for v in self._voices)
             raise InvalidVoice(f"Unknown voice '{request.voice}' for {self.model_id}. Available: {known}.")
-        params = SamplingParams.resolve(self.settings, request.sampling)
+        return SamplingParams.resolve(self.settings, request.sampling)
+
+    def plan(self, request: SynthesisRequest) -> OrpheusRequest:
+        """Check the request and turn it into the scheduler's state (no model work)."""
+        params = self._check(request)
         texts = segment_text(
             request.text,
             first_chars=self.settings.first_segment_chars,
@@ -122,7 +125,7 @@ class OrpheusEngine(Engine):
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[PcmChunk]:
         if self._worker is None:
             raise ServiceUnavailable("Orpheus is still loading; retry shortly.")
-        job = self._worker.submit(self.plan(request))
+        job = self._worker.submit(self.plan(request))  # the only place a request is planned
         try:
             async for samples in job.results():
                 yield PcmChunk(samples, SAMPLE_RATE)
@@ -141,5 +144,7 @@ class OrpheusEngine(Engine):
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._worker.snapshot() if self._worker else {}
         if self._scheduler is not None:
-            stats.update(self._scheduler.stats())
+            stats.update(self._scheduler.stats())  # includes audio_seconds and synthesis_seconds
+        else:
+            stats.update(audio_seconds=0.0, synthesis_seconds=0.0)
         return stats

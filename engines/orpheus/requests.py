@@ -15,22 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from engines.audio import fade
 from engines.orpheus.sampling import SamplingParams, derive_seed
 from engines.orpheus.snac_stream import StreamWindows, WindowConfig
 from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, frame_codes
-
-
-def fade(samples: np.ndarray, n: int, *, rising: bool) -> np.ndarray:
-    n = min(n, samples.size)
-    if n == 0:
-        return samples
-    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
-    out = samples.copy()
-    if rising:
-        out[:n] *= ramp
-    else:
-        out[-n:] *= ramp[::-1]
-    return out
 
 
 @dataclass

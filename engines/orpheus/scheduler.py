@@ -26,6 +26,7 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from engines.orpheus.codec import SnacCodec
 from engines.orpheus.requests import OrpheusRequest, Segment
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, sample_columns
 from engines.orpheus.snac_stream import PlannedWindow
-from engines.orpheus.tokens import CODEBOOK_SIZE, prompt_ids
+from engines.orpheus.tokens import CODEBOOK_SIZE, SAMPLE_RATE, prompt_ids
 from engines.worker import Job
 
 logger = logging.getLogger(__name__)
@@ -78,9 +79,12 @@ class OrpheusScheduler:
             "max_lm_batch_size_seen": 0,
             "lm_batch_size_histogram": collections.Counter(),
         }
+        self._audio_samples = 0  # emitted to requests
+        self._step_seconds = 0.0  # spent in step()
 
     # -- worker entry points ------------------------------------------------------------------
     def step(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
+        started = time.perf_counter()
         try:
             with torch.inference_mode():
                 self._admit(jobs)
@@ -93,6 +97,9 @@ class OrpheusScheduler:
             self.rows.clear()
             self.batch = DecodeBatch(self.device)
             raise
+        finally:
+            with self._stats_lock:
+                self._step_seconds += time.perf_counter() - started
 
     def release(self, job: Job[OrpheusRequest]) -> None:
         """``on_leave``: the request is done or gone; free its rows now (worker thread)."""
@@ -107,6 +114,8 @@ class OrpheusScheduler:
         with self._stats_lock:
             stats = dict(self._stats)
             stats["lm_batch_size_histogram"] = dict(self._stats["lm_batch_size_histogram"])
+            stats["audio_seconds"] = round(self._audio_samples / SAMPLE_RATE, 3)
+            stats["synthesis_seconds"] = round(self._step_seconds, 3)
         stats["lm_rows"] = len(self.rows)
         return stats
 
@@ -246,12 +255,17 @@ class OrpheusScheduler:
             for (segment, window), samples in zip(planned, audio):
                 segment.windows.mark_emitted(window)
                 segment.chunks.append(np.ascontiguousarray(window.emitted_samples(samples), dtype=np.float32))
+        emitted = 0
         for job in jobs:
             for chunk in job.state.drain():
                 job.emit(chunk)
+                emitted += chunk.size
             if job.state.complete:
                 self._count(frames_invalid=sum(s.invalid_frames for s in job.state.segments))
                 job.finish()
+        if emitted:
+            with self._stats_lock:
+                self._audio_samples += emitted
 
     # -- 4. retire ----------------------------------------------------------------------------
     def _retire(self) -> None:

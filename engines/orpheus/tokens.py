@@ -21,26 +21,23 @@ from typing import Any
 
 import numpy as np
 
-CUSTOM_TOKEN_BASE = 128256  # <custom_token_N> has id 128256 + N
+# <custom_token_N> has id 128256 + N.
 START_OF_SPEECH = 128257  # <custom_token_1>
 END_OF_SPEECH = 128258  # <custom_token_2>: generation stops here
 START_OF_HUMAN = 128259  # <custom_token_3>
 END_OF_HUMAN = 128260  # <custom_token_4>
 START_OF_AI = 128261  # <custom_token_5>
-END_OF_AI = 128262  # <custom_token_6>
-PAD = 128263  # <custom_token_7>
 END_OF_TEXT = 128009  # Llama-3 <|eot_id|>
 AUDIO_BASE = 128266  # <custom_token_10>: slot 0, code 0
 CODEBOOK_SIZE = 4096
 FRAME_TOKENS = 7
 AUDIO_TOKENS = FRAME_TOKENS * CODEBOOK_SIZE  # 28,672 ids, 128266 .. 156937
 VOCAB_SIZE = 156940  # the checkpoint's embedding rows
+SAMPLE_RATE = 24000  # SNAC 24 kHz
 SAMPLES_PER_FRAME = 2048  # SNAC 24 kHz: hop 512 x the coarsest codebook's stride 4
 
 # Slots of a frame that feed each SNAC codebook, in time order within the frame.
 CODEBOOK_SLOTS: tuple[tuple[int, ...], ...] = ((0,), (1, 4), (2, 3, 5, 6))
-
-EMOTION_TAGS = ("<laugh>", "<chuckle>", "<sigh>", "<cough>", "<sniffle>", "<groan>", "<yawn>", "<gasp>")
 
 
 def prompt_ids(tokenizer: Any, voice: str, text: str) -> list[int]:
@@ -51,10 +48,6 @@ def prompt_ids(tokenizer: Any, voice: str, text: str) -> list[int]:
     """
     text_ids = list(tokenizer(f"{voice}: {text}", add_special_tokens=True)["input_ids"])
     return [START_OF_HUMAN, *text_ids, END_OF_TEXT, END_OF_HUMAN, START_OF_AI, START_OF_SPEECH]
-
-
-def audio_token_id(slot: int, code: int) -> int:
-    return AUDIO_BASE + slot * CODEBOOK_SIZE + code
 
 
 def frame_codes(tokens: Sequence[int]) -> np.ndarray | None:
@@ -76,11 +69,3 @@ def frames_to_codebooks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     frames = np.asarray(frames, dtype=np.int64).reshape(-1, FRAME_TOKENS)
     return tuple(frames[:, list(slots)].reshape(-1) for slots in CODEBOOK_SLOTS)  # type: ignore[return-value]
 
-
-def codebooks_to_frames(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`frames_to_codebooks` (used to check the layout round-trips)."""
-    n = len(c0)
-    frames = np.empty((n, FRAME_TOKENS), dtype=np.int64)
-    for codes, slots in zip((c0, c1, c2), CODEBOOK_SLOTS):
-        frames[:, list(slots)] = np.asarray(codes).reshape(n, len(slots))
-    return frames

@@ -20,13 +20,18 @@ from server.errors import InvalidRequest
 # The v1 together SDK compares these literally; anything else is parsed as JSON and fails.
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "raw": "application/octet-stream"}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-# MPEG-2/2.5 (sample rates up to 24 kHz) defines bit rates up to 160 kbps; 192 kbps needs >= 32 kHz.
-MP3_MAX_LOW_RATE_BITRATE = 160000
 
 
 def mp3_bit_rate(requested: int, sample_rate: int) -> int:
-    """The bit rate actually encoded: the request, capped where the MPEG version tops out."""
-    return min(requested, MP3_MAX_LOW_RATE_BITRATE) if sample_rate <= 24000 else requested
+    """The bit rate actually encoded: the request, capped where the MPEG version tops out.
+
+    MPEG-1 (32-48 kHz) goes to 320 kbps; MPEG-2 (16-24 kHz) to 160; MPEG-2.5 (8-12 kHz) to 64.
+    """
+    if sample_rate <= 12000:
+        return min(requested, 64000)
+    if sample_rate <= 24000:
+        return min(requested, 160000)
+    return requested
 
 
 def check_output_supported(output: OutputSpec) -> None:

@@ -7,6 +7,7 @@ here, pre-encoded chunks (a proxy already speaking the wire format) pass through
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
@@ -74,12 +75,13 @@ class SpeechService:
                         yield chunk.data
                     continue
                 writer = writer or AudioWriter(output, chunk.sample_rate)
-                data = writer.write(chunk.samples)
+                # Resampling and MP3 encoding of a long segment take milliseconds: not on the loop.
+                data = await asyncio.to_thread(writer.write, chunk.samples)
                 if data:
                     yield data
         if passthrough:
             return
         # No audio at all (e.g. input of only punctuation) still makes a valid, empty file.
-        tail = (writer or AudioWriter(output, output.sample_rate)).close()
+        tail = await asyncio.to_thread((writer or AudioWriter(output, output.sample_rate)).close)
         if tail:
             yield tail

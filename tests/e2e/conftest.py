@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import serve_cli
+from server.launcher import launch_server
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("TTS_TEST_CACHE", Path.home() / ".cache" / "tts-server-tests"))
@@ -20,7 +20,7 @@ def kokoro_server(kokoro_dir):
     """Kokoro with random weights behind the CLI, with a tiny queue so overload is reachable."""
     args = ("--kokoro-source", str(kokoro_dir), "--device", "cpu", "--torch-threads", "1",
             "--max-queue-size", "2", "--max-batch-size", "2", "--log-level", "warning")
-    with serve_cli(*args) as base:
+    with launch_server(*args) as base:
         yield base
 
 

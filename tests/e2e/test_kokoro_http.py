@@ -71,8 +71,15 @@ def test_overload_answers_429_with_retry_after(kokoro_server):
 
 
 def test_stats_show_batching_across_requests(kokoro_server):
+    def one(i):
+        return post(kokoro_server, input=f"Request number {i} is being spoken now.", seed=i)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert {r.status_code for r in pool.map(one, range(2))} == {200}
     stats = httpx.get(f"{kokoro_server}/stats").json()[MODEL]
-    assert stats["jobs_completed"] > 0 and stats["steps"] > 0
+    assert stats["status"] == "ready" and stats["jobs_completed"] >= 2
+    assert stats["batch_size_histogram"].get("2", 0) >= 1  # both requests advanced in one step
+    assert stats["audio_seconds"] > 0 and stats["synthesis_seconds"] > 0
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

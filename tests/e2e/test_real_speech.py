@@ -18,7 +18,7 @@ import soundfile as sf
 import together
 
 from tests.e2e.conftest import REPO
-from tests.support.servers import serve_cli
+from server.launcher import launch_server
 
 pytestmark = pytest.mark.realweights
 BUILD = REPO.parent / "shared" / "realweights"
@@ -45,7 +45,7 @@ def realweights() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def real_server(realweights):
-    with serve_cli("--kokoro-source", realweights["KOKORO_DIR"], "--device", "cpu", "--log-level", "warning") as base:
+    with launch_server("--kokoro-source", realweights["KOKORO_DIR"], "--device", "cpu", "--log-level", "warning") as base:
         yield base
 
 

@@ -39,7 +39,7 @@ async def drain(job):
 
 async def test_concurrent_jobs_share_steps():
     step = Counter()
-    worker = make(step)
+    worker = make(step, max_wait_ms=500)  # generous: a loaded machine must not split the batch
     try:
         jobs = [worker.submit({"name": f"j{k}", "i": 0, "n": 3}) for k in range(3)]
         results = await asyncio.gather(*(drain(j) for j in jobs))

@@ -1,6 +1,7 @@
 """GET /v1/voices, /v1/models, /health and /ready."""
 
 import asyncio
+import time
 
 import httpx
 
@@ -67,6 +68,7 @@ def test_liveness_answers_while_loading_and_readiness_waits():
         for _ in range(100):
             if httpx.get(f"{base}/ready").status_code == 200:
                 break
+            time.sleep(0.05)
         assert httpx.get(f"{base}/ready").json()["status"] == "ready"
 
 
@@ -80,13 +82,37 @@ class FailsToLoad(SlowLoading):
 def test_failed_load_is_reported_not_hidden():
     engine = FailsToLoad()
     with serve_app(create_app(Settings(), engines={engine.model_id: engine}), wait_ready=False) as base:
-        for _ in range(50):
+        for _ in range(100):
             body = httpx.get(f"{base}/ready").json()
             if body["status"] != "loading":
                 break
-        assert body == {"status": "failed", "models": ["hexgrad/Kokoro-82M"], "error": "weights missing: run tts-server download"}
+            time.sleep(0.05)
+        assert body == {
+            "status": "failed",
+            "models": {"hexgrad/Kokoro-82M": "failed"},
+            "errors": {"hexgrad/Kokoro-82M": "weights missing: run tts-server download"},
+        }
         r = httpx.post(f"{base}/v1/audio/speech", json={"model": "hexgrad/Kokoro-82M", "input": "x", "voice": "a"})
         assert r.status_code == 503 and "tts-server download" in r.json()["error"]["message"]
+
+
+def test_one_model_failing_does_not_hold_back_another(fake_server):
+    from tests.support.fake_engine import FakeEngine
+
+    good, bad = FakeEngine(), FailsToLoad()
+    bad.model_id = "canopylabs/orpheus-3b-0.1-ft"
+    app = create_app(Settings(), engines={good.model_id: good, bad.model_id: bad})
+    with serve_app(app, wait_ready=False) as base:
+        for _ in range(100):
+            if httpx.get(f"{base}/ready").json()["models"][good.model_id] == "ready":
+                break
+            time.sleep(0.05)
+        ready = httpx.get(f"{base}/ready")
+        assert ready.status_code == 503 and ready.json()["models"][bad.model_id] == "failed"
+        ok = httpx.post(f"{base}/v1/audio/speech", json={"model": good.model_id, "input": "x", "voice": "alpha"})
+        assert ok.status_code == 200
+        failed = httpx.post(f"{base}/v1/audio/speech", json={"model": bad.model_id, "input": "x", "voice": "a"})
+        assert failed.status_code == 503
 
 
 def test_voice_entries_never_carry_nulls(fake_server):

@@ -105,6 +105,20 @@ def test_failure_before_audio_is_500_without_internals(fake_server):
         assert "synthetic" in err["message"]  # an APIError's own message is safe to show
 
 
+class Crashes(FakeEngine):
+    async def synthesize(self, request):
+        raise RuntimeError("secret detail at /srv/models/key=abc")
+        yield  # pragma: no cover
+
+
+def test_unexpected_exception_is_500_that_reveals_nothing(fake_server):
+    with fake_server(Crashes()) as (base, _):
+        err = assert_error(post(base, GOOD), 500, None, "internal_error")
+        assert "secret" not in err["message"] and "RuntimeError" not in err["message"]
+        streamed = post(base, {**GOOD, "stream": True, "response_format": "raw"})
+        assert streamed.status_code == 500 and "secret" not in streamed.text
+
+
 def test_error_after_stream_started_is_a_final_sse_event(fake_server):
     with fake_server(FakeEngine(chunks=3, fail_after=1)) as (base, _):
         r = post(base, {**GOOD, "stream": True, "response_format": "raw"})

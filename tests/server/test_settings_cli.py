@@ -48,3 +48,17 @@ def test_serve_fails_fast_with_instructions_when_weights_cannot_be_had(tmp_path)
 
 def test_download_with_a_local_copy(kokoro_dir):
     assert main(["download", "--kokoro-source", str(kokoro_dir)]) == 0
+
+
+def test_secrets_are_not_cli_flags():
+    import argparse
+
+    import pytest
+
+    from server.cli import _add_settings_flags
+
+    parser = argparse.ArgumentParser()
+    _add_settings_flags(parser)
+    for flag in ("--api-keys", "--cartesia-api-key"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, "x"])

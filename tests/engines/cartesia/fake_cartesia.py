@@ -8,7 +8,8 @@
 * Errors: ``{"error_code", "title", "message", "request_id"}`` JSON, as 2026-03-01 documents.
 
 It checks what Cartesia checks (bearer key, Cartesia-Version, body fields and allowed values),
-records every request, and can be told per test to fail, stall, pace its chunks, or break off.
+records every request, and can be told per test to fail, stall, pace its chunks, hold them back
+until the test releases them (``hold_after_parts`` with :meth:`FakeCartesia.release`), or break off.
 It is a raw ASGI app so that it controls exactly when each byte goes out and sees the moment the
 client goes away. It runs under a real uvicorn in a background thread (its own event loop), so
 everything shared with the tests is guarded by a lock or is a ``threading.Event``.
@@ -42,14 +43,32 @@ class FakeCartesia:
         self.behaviour = Behaviour()
         self.finished_sending = threading.Event()  # the last audio response ended normally
         self.client_disconnected = threading.Event()  # a client left before its response ended
+        self.gate = threading.Semaphore(0)  # permits for parts held back by ``hold_after_parts``
+        self._parts_sent = 0
         self.base_url = ""
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.behaviour = Behaviour()
+            self.gate = threading.Semaphore(0)  # no permits left over from an earlier test
+            self._parts_sent = 0
         self.finished_sending.clear()
         self.client_disconnected.clear()
+
+    def release(self, parts: int = 1) -> None:
+        """Let ``parts`` more held-back audio parts go out (see ``Behaviour.hold_after_parts``)."""
+        self.gate.release(parts)
+
+    @property
+    def parts_sent(self) -> int:
+        """Audio parts (SSE chunk events or body parts) sent since the last reset."""
+        with self._lock:
+            return self._parts_sent
+
+    def _count_part(self) -> None:
+        with self._lock:
+            self._parts_sent += 1
 
     def tts_requests(self) -> list[Recorded]:
         with self._lock:
@@ -82,6 +101,7 @@ class FakeCartesia:
         with self._lock:
             self.requests.append(recorded)
             behaviour = self.behaviour
+            gate = self.gate
         exchange = Exchange(
             behaviour,
             recorded,
@@ -89,6 +109,8 @@ class FakeCartesia:
             send,
             disconnected=self.client_disconnected,
             finished=self.finished_sending,
+            gate=gate,
+            part_sent=self._count_part,
         )
         await exchange.run()
 

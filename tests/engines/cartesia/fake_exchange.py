@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.engines.cartesia.fake_wire import (
@@ -35,9 +37,12 @@ class Exchange:
         *,
         disconnected: threading.Event,
         finished: threading.Event,
+        gate: threading.Semaphore,
+        part_sent: Callable[[], None],
     ) -> None:
         self.b, self.request, self._receive, self._send = behaviour, request, receive, send
         self.disconnected, self.finished = disconnected, finished
+        self.gate, self.part_sent = gate, part_sent
         self.complete = False
         self.gone = asyncio.Event()
 
@@ -55,6 +60,14 @@ class Exchange:
         except asyncio.TimeoutError:
             return True
         return False
+
+    async def wait_for_permit(self, timeout_s: float = 30.0) -> bool:
+        """Wait (without blocking the loop) for the test to release a part; False if the client left."""
+        deadline = time.monotonic() + timeout_s
+        while not self.gate.acquire(blocking=False):
+            if time.monotonic() >= deadline or not await self.pause(0.005):
+                return False
+        return not self.gone.is_set()
 
     async def start(self, status: int, content_type: str, extra: dict[str, str] | None = None) -> None:
         headers = [(b"content-type", content_type.encode())]
@@ -155,9 +168,13 @@ class Exchange:
         for i in range(self.b.parts):
             if i and self.b.delay_s and not await self.pause(self.b.delay_s):
                 return False
+            held = self.b.hold_after_parts
+            if held is not None and i >= held and not await self.wait_for_permit():
+                return False
             if self.gone.is_set():
                 return False
             await emit(i)
+            self.part_sent()
             if self.b.stall_after_parts is not None and i + 1 >= self.b.stall_after_parts:
                 await self.pause(60)  # until the client gives up
                 return False

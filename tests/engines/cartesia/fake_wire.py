@@ -81,6 +81,9 @@ class Behaviour:
     omit_done: bool = False  # end the SSE stream without its done event
     hang_s: float = 0.0  # stall before the response starts
     stall_after_parts: int | None = None  # stall mid-body after this many parts
+    # After this many parts, each further part waits for a permit from ``FakeCartesia.release``:
+    # lets a test prove what arrived while the fake was still holding the rest, without a clock.
+    hold_after_parts: int | None = None
     voices: list[dict[str, Any]] = field(default_factory=list)
     voices_page_size: int = 2
     known_voice_ids: set[str] | None = None  # when set, other voice UUIDs get Cartesia's 404

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +29,8 @@ def tts_server(fake: FakeCartesia, **settings: Any) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def shared_base(cartesia_server: FakeCartesia) -> Iterator[str]:
     """One keyed server for the tests that only change the fake's behaviour."""
-    with tts_server(cartesia_server, cartesia_read_timeout_s=0.5) as base:
+    # Short enough for the silence test to stay quick, long enough for a loaded machine's hiccups.
+    with tts_server(cartesia_server, cartesia_read_timeout_s=2.0) as base:
         yield base
 
 
@@ -69,17 +69,17 @@ def test_stream_is_reframed_as_together_sse_in_both_dialects(base: str, fake: Fa
 
 
 def test_first_sse_event_reaches_the_client_while_cartesia_is_still_sending(base: str, fake: FakeCartesia) -> None:
-    fake.behaviour.parts, fake.behaviour.delay_s = 4, 0.4
+    # The fake holds back parts 2-4 until released, so the first event cannot have waited for them.
+    fake.behaviour.parts, fake.behaviour.hold_after_parts = 4, 1
     payload = {"model": MODEL, "input": "Hi.", "voice": "laidback woman", "stream": True, "response_format": "raw"}
-    started = time.monotonic()
     with httpx.stream("POST", f"{base}/v1/audio/speech", json=payload, timeout=30) as r:
         lines = r.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))
-        first_at = time.monotonic() - started
         assert not fake.finished_sending.is_set()
+        assert fake.parts_sent == 1
         assert base64.b64decode(json.loads(first[len("data: ") :])["b64"]) == audio_part(0)
+        fake.release(3)
         rest = [line for line in lines if line.startswith("data: ")]
-    assert first_at < 0.4
     assert rest[-1] == "data: [DONE]" and len(rest) == 4
 
 
@@ -123,6 +123,12 @@ def test_unknown_voice_is_a_400_without_synthesis(base: str, fake: FakeCartesia)
 def test_unsupported_sample_rate_is_a_400(base: str, fake: FakeCartesia) -> None:
     r = speech(base, sample_rate=32000)
     assert r.status_code == 400 and r.json()["error"]["param"] == "sample_rate"
+    assert fake.tts_requests() == []
+
+
+def test_streaming_a_file_format_is_a_400_without_synthesis(base: str, fake: FakeCartesia) -> None:
+    r = speech(base, stream=True, response_format="wav", sample_rate=44100)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
     assert fake.tts_requests() == []
 
 

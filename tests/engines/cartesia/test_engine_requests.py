@@ -152,6 +152,18 @@ async def test_input_text_is_sent_verbatim(engine: CartesiaEngine, fake: FakeCar
     assert fake.tts_requests()[0].body["transcript"] == request.text
 
 
+async def test_missing_sample_rate_uses_the_engine_default(engine: CartesiaEngine, fake: FakeCartesia) -> None:
+    request = make_request(format="raw", sample_rate=None)
+    await run(engine, request)
+    assert fake.tts_requests()[0].body["output_format"]["sample_rate"] == 44100
+    assert request.output.sample_rate is None  # the caller's request is left as it was
+
+
+async def test_stats_have_every_counter_before_the_first_request(engine: CartesiaEngine) -> None:
+    counters = ("requests", "stream_requests", "bytes_requests", "chunks", "bytes", "upstream_errors")
+    assert {k: engine.stats().get(k) for k in counters} == dict.fromkeys(counters, 0)
+
+
 async def test_many_requests_share_one_client(engine: CartesiaEngine, fake: FakeCartesia) -> None:
     for _ in range(3):
         await run(engine, make_request(format="raw", sample_rate=24000))

@@ -12,7 +12,7 @@ from engines.cartesia.mapping import (
     check_request,
     output_format,
 )
-from server.errors import InvalidRequest, UnsupportedLanguage
+from server.errors import InvalidRequest
 
 VOICE_ID = "e00d0e4c-a5c8-443f-a8a3-473eb9a62355"
 
@@ -42,23 +42,19 @@ def test_model_names_map_to_cartesia_model_ids(requested: str, expected: str) ->
 @pytest.mark.parametrize("container", ["raw", "wav"])
 def test_pcm_containers_carry_encoding_and_rate(container: str, encoding: str) -> None:
     spec = OutputSpec(format=container, encoding=encoding, sample_rate=16000)  # type: ignore[arg-type]
-    assert output_format(spec, 44100) == {"container": container, "encoding": encoding, "sample_rate": 16000}
+    assert output_format(spec) == {"container": container, "encoding": encoding, "sample_rate": 16000}
 
 
 @pytest.mark.parametrize("bit_rate", [32000, 64000, 96000, 128000, 192000])
 def test_mp3_carries_bit_rate_not_encoding(bit_rate: int) -> None:
     spec = OutputSpec(format="mp3", encoding="pcm_f32le", sample_rate=22050, bit_rate=bit_rate)
-    assert output_format(spec, 44100) == {"container": "mp3", "sample_rate": 22050, "bit_rate": bit_rate}
-
-
-def test_missing_sample_rate_uses_the_engine_default() -> None:
-    assert output_format(OutputSpec(format="raw", sample_rate=None), 44100)["sample_rate"] == 44100
+    assert output_format(spec) == {"container": "mp3", "sample_rate": 22050, "bit_rate": bit_rate}
 
 
 def test_body_has_every_field() -> None:
     req = request(format="raw", encoding="pcm_mulaw", sample_rate=8000, stream=True)
     req.language = "fr"
-    assert build_tts_body(req, model_id="sonic-3", voice_id=VOICE_ID, default_sample_rate=44100) == {
+    assert build_tts_body(req, model_id="sonic-3", voice_id=VOICE_ID) == {
         "model_id": "sonic-3",
         "transcript": "Hello.",
         "voice": {"mode": "id", "id": VOICE_ID},
@@ -68,48 +64,43 @@ def test_body_has_every_field() -> None:
 
 
 def test_speed_goes_to_generation_config_only_when_changed() -> None:
-    req = request()
-    assert "generation_config" not in build_tts_body(req, model_id="m", voice_id=VOICE_ID, default_sample_rate=44100)
+    req = request(sample_rate=44100)
+    assert "generation_config" not in build_tts_body(req, model_id="m", voice_id=VOICE_ID)
     req.speed = 1.2
-    body = build_tts_body(req, model_id="m", voice_id=VOICE_ID, default_sample_rate=44100)
+    body = build_tts_body(req, model_id="m", voice_id=VOICE_ID)
     assert body["generation_config"] == {"speed": 1.2}
 
 
 @pytest.mark.parametrize("rate", CARTESIA_SAMPLE_RATES)
 def test_cartesia_sample_rates_are_accepted(rate: int) -> None:
-    check_request(request(format="wav", sample_rate=rate), 44100)
+    check_request(request(format="wav", sample_rate=rate))
 
 
 @pytest.mark.parametrize("rate", [11025, 12000, 32000, 96000])
 def test_other_sample_rates_are_a_clear_400(rate: int) -> None:
     with pytest.raises(InvalidRequest) as err:
-        check_request(request(format="wav", sample_rate=rate), 44100)
+        check_request(request(format="wav", sample_rate=rate))
     assert err.value.status_code == 400 and err.value.param == "sample_rate"
     assert str(rate) in err.value.message and "44100" in err.value.message
 
 
 def test_other_bit_rates_are_a_400() -> None:
     with pytest.raises(InvalidRequest) as err:
-        check_request(request(format="mp3", sample_rate=44100, bit_rate=320000), 44100)
+        check_request(request(format="mp3", sample_rate=44100, bit_rate=320000))
     assert err.value.param == "bit_rate"
 
 
-def test_streaming_needs_raw() -> None:
-    with pytest.raises(InvalidRequest) as err:
-        check_request(request(format="wav", sample_rate=44100, stream=True), 44100)
-    assert err.value.param == "response_format"
-
-
-def test_unknown_language_is_a_400() -> None:
-    req = request()
+def test_checks_every_model_shares_are_left_to_the_server() -> None:
+    # Language and stream-needs-raw are SpeechService/check_output_supported's; see test_api.
+    req = request(format="wav", sample_rate=44100, stream=True)
     req.language = "xx"
-    with pytest.raises(UnsupportedLanguage):
-        check_request(req, 44100)
+    check_request(req)
+    assert output_format(req.output)["container"] == "raw"  # /tts/sse only ever asks for raw
 
 
 def test_speed_out_of_range_is_a_400() -> None:
-    req = request()
+    req = request(sample_rate=44100)
     req.speed = 3.0
     with pytest.raises(InvalidRequest) as err:
-        check_request(req, 44100)
+        check_request(req)
     assert err.value.param == "speed"

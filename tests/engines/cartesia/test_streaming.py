@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from engines.base import OutputSpec, SynthesisRequest
 from engines.cartesia.engine import CartesiaEngine
 from tests.engines.cartesia.fake_cartesia import FakeCartesia, audio_part, wait_for
 
-DELAY_S = 0.4
 PARTS = 4
 
 
@@ -32,30 +29,29 @@ def make_request(**output: object) -> SynthesisRequest:
 async def test_first_chunk_arrives_before_upstream_finishes(
     engine: CartesiaEngine, fake: FakeCartesia, output: dict
 ) -> None:
-    fake.behaviour.parts, fake.behaviour.delay_s = PARTS, DELAY_S
-    started = time.monotonic()
-    arrivals: list[float] = []
-    finished_when_first_arrived = None
+    # The fake sends one part, then holds the rest until we release them: no clock involved.
+    fake.behaviour.parts, fake.behaviour.hold_after_parts = PARTS, 1
+    received: list[bytes] = []
     async for chunk in engine.synthesize(make_request(**output)):
-        if not arrivals:
-            finished_when_first_arrived = fake.finished_sending.is_set()
-        arrivals.append(time.monotonic() - started)
         assert chunk.data
-    assert finished_when_first_arrived is False
-    assert arrivals[0] < DELAY_S  # the first part did not wait for the second
-    assert arrivals[-1] >= (PARTS - 1) * DELAY_S * 0.9  # and the whole clip took its time
-    assert fake.finished_sending.is_set()
+        if not received:
+            assert not fake.finished_sending.is_set()
+            assert fake.parts_sent == 1  # the first part did not wait for the second
+            fake.release(PARTS - 1)
+        received.append(chunk.data)
+    assert b"".join(received) == b"".join(audio_part(i) for i in range(PARTS))
+    assert fake.parts_sent == PARTS and fake.finished_sending.is_set()
 
 
-async def test_each_sse_event_is_its_own_chunk_in_time(engine: CartesiaEngine, fake: FakeCartesia) -> None:
-    fake.behaviour.parts, fake.behaviour.delay_s = 3, 0.3
-    started = time.monotonic()
+async def test_each_sse_event_is_its_own_chunk_as_it_is_sent(engine: CartesiaEngine, fake: FakeCartesia) -> None:
+    # Lock-step: the fake sends part i+1 only after we have received part i as its own chunk.
+    fake.behaviour.parts, fake.behaviour.hold_after_parts = 3, 1
     seen = []
     async for chunk in engine.synthesize(make_request(format="raw", sample_rate=44100, stream=True)):
-        seen.append((chunk.data, time.monotonic() - started))
-    assert [data for data, _ in seen] == [audio_part(i) for i in range(3)]
-    gaps = [b - a for (_, a), (_, b) in zip(seen, seen[1:], strict=False)]
-    assert all(gap > 0.2 for gap in gaps)  # delivered as sent, not bunched at the end
+        seen.append(chunk.data)
+        assert fake.parts_sent == len(seen)  # delivered as sent, not bunched at the end
+        fake.release()
+    assert seen == [audio_part(i) for i in range(3)]
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["sse", "bytes"])

@@ -10,7 +10,7 @@ import pytest
 
 from engines.base import OutputSpec, SynthesisRequest
 from engines.cartesia.engine import CartesiaEngine
-from engines.cartesia.voices import VoiceCatalogError, load_catalog, parse_catalog
+from engines.cartesia.voices import VoiceCatalogError, load_cartesia_catalog, parse_catalog
 from server.errors import InvalidVoice, UpstreamError
 from tests.engines.cartesia.fake_cartesia import FakeCartesia, cartesia_voice
 
@@ -39,7 +39,7 @@ async def sent_voice_id(engine: CartesiaEngine, fake: FakeCartesia, voice: str) 
 
 
 def test_catalog_has_togethers_documented_voices() -> None:
-    catalog = load_catalog(None)
+    catalog = load_cartesia_catalog(None)
     for name, voice_id in TOGETHER_DOCUMENTED.items():
         assert catalog[name].id == voice_id
     assert len(catalog) >= 100

@@ -11,7 +11,7 @@ from engines.base import SynthesisRequest
 from engines.kokoro.engine import EDGE_FADE_SAMPLES
 from engines.kokoro.g2p import spacy_model_alias
 from engines.text import segment_text
-from server.errors import InvalidVoice, UnsupportedLanguage
+from server.errors import InternalError, InvalidVoice, UnsupportedLanguage
 
 MODEL = "hexgrad/Kokoro-82M"
 TWO_SENTENCES = "Hello world. This sentence is the second one, and it is a little longer."
@@ -134,3 +134,19 @@ async def test_concurrent_requests_share_steps_and_match_solo_runs(kokoro_engine
 async def test_warmup_and_voices(kokoro_engine):
     await kokoro_engine.warmup()
     assert {v.id for v in kokoro_engine.voices()} >= {"af_heart", "bm_george"}
+
+
+async def test_a_failing_request_does_not_fail_its_batch(kokoro_engine, monkeypatch):
+    model = kokoro_engine._model
+
+    def flaky(phonemes, ref_s, speed):
+        if speed == 3.0:  # the marked request
+            raise RuntimeError("boom")
+        return model(phonemes, ref_s, speed)
+
+    monkeypatch.setattr(kokoro_engine, "_model", flaky)
+    bad = synthesize(kokoro_engine, text="This one breaks.", speed=3.0)
+    good = synthesize(kokoro_engine, text="This one works.", seed=0)
+    results = await asyncio.gather(bad, good, return_exceptions=True)
+    assert isinstance(results[0], InternalError)
+    assert len(results[1]) == 1 and results[1][0].size > 0

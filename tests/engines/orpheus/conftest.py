@@ -12,15 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.engine import OrpheusEngine
 from server.settings import ORPHEUS_MODEL, Settings
 from tests.engines.orpheus.tiny_weights import build_all
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

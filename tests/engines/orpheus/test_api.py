@@ -51,9 +51,23 @@ def test_raw_encodings_carry_the_same_audio(server):
 
 
 def test_per_request_sampling_overrides_and_alias(server):
-    r = speech(server, model="orpheus", response_format="raw", max_tokens=14, temperature=0.9, top_p=0.9,
-               repetition_penalty=1.2)
-    assert r.status_code == 200 and np.frombuffer(r.content, "<f4").size == 2 * FRAME
+    def audio(max_tokens: int = 14, **overrides) -> np.ndarray:
+        r = speech(server, model="orpheus", response_format="raw", response_encoding="pcm_f32le", seed=5,
+                   max_tokens=max_tokens, **overrides)
+        assert r.status_code == 200
+        samples = np.frombuffer(r.content, "<f4")
+        assert samples.size == max_tokens // 7 * FRAME  # max_tokens=14: two frames
+        return samples
+
+    overrides = {"temperature": 0.9, "top_p": 0.9, "repetition_penalty": 1.2}
+    changed = audio(**overrides)
+    assert np.array_equal(changed, audio(**overrides))  # same overrides, same seed: the same audio
+    assert not np.allclose(changed, audio())  # same seed without them: other audio
+    # Each override reaches the sampler on its own. The penalty only touches codes already used in
+    # a slot, so it needs a longer answer (and a clear step from the default 1.3) to show.
+    default = audio(max_tokens=70)
+    for name, value in {"temperature": 0.9, "top_p": 0.9, "repetition_penalty": 2.0}.items():
+        assert not np.allclose(audio(max_tokens=70, **{name: value}), default), name
 
 
 def test_sse_stream(server):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from engines.orpheus.codec import Window
-from engines.orpheus.requests import fade
+from engines.audio import fade
 from engines.orpheus.tokens import FRAME_TOKENS, SAMPLES_PER_FRAME, frame_codes
 from server.errors import Overloaded
-from tests.engines.orpheus.helpers import request, synthesize
+from tests.engines.orpheus.helpers import request, synthesize, wait_until
 
 CASES = [
     {"text": "Hello world.", "voice": "tara", "seed": 11, "max_tokens": 35},
@@ -23,9 +24,13 @@ CASES = [
 
 
 async def test_concurrent_requests_share_steps_and_sound_as_alone(make_engine):
-    engine = await make_engine(max_batch_size=8)
-    alone = [await synthesize(engine, **case) for case in CASES]
-    assert engine.stats()["max_lm_batch_size_seen"] == 1
+    solo = await make_engine(max_batch_size=8)
+    alone = [await synthesize(solo, **case) for case in CASES]
+    assert solo.stats()["max_lm_batch_size_seen"] == 1
+    # A fresh batch waits until it is full or max_wait_ms has passed: with room for exactly the 4
+    # requests and a wait far longer than any test, the first step starts once all 4 are queued,
+    # however slowly they arrive.
+    engine = await make_engine(max_batch_size=len(CASES), max_wait_ms=600_000.0)
     together = await asyncio.gather(*(synthesize(engine, **case) for case in CASES))
     for a, b, case in zip(alone, together, CASES):
         assert a.shape == b.shape == (case["max_tokens"] // FRAME_TOKENS * SAMPLES_PER_FRAME,)
@@ -45,8 +50,8 @@ async def test_cancelled_request_leaves_within_one_step_and_frees_its_row(make_e
     long = engine.synthesize(request(seed=21, max_tokens=700))
     await _first_chunk(long)
     waiting = asyncio.create_task(synthesize(engine, seed=22, max_tokens=14))
-    await asyncio.sleep(0.2)
-    assert engine.stats()["queued"] == 1  # one row, held by the long request
+    await wait_until(lambda: engine.stats()["queued"] == 1)  # one row, held by the long request
+    assert engine.stats()["active"] == 1
     steps_at_cancel = engine.worker.stats["steps"]
     await long.aclose()  # what the server does when the client disconnects
     short = await asyncio.wait_for(waiting, timeout=30)
@@ -61,7 +66,7 @@ async def test_cancelled_request_leaves_within_one_step_and_frees_its_row(make_e
 async def test_full_queue_answers_429(make_engine):
     engine = await make_engine(max_batch_size=1, max_queue_size=2)
     busy = [asyncio.create_task(synthesize(engine, seed=s, max_tokens=700)) for s in (1, 2)]
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: engine.worker.load == 2)
     with pytest.raises(Overloaded) as info:
         await synthesize(engine, seed=3)
     assert info.value.status_code == 429
@@ -99,9 +104,25 @@ async def test_new_request_takes_a_row_back_from_look_ahead_segments(make_engine
     engine = await make_engine(max_batch_size=2, orpheus_parallel_segments=2, first_segment_chars=20)
     text = "One sentence here. Another sentence there. A third sentence too."
     alone = await synthesize(engine, text=text, seed=31, max_tokens=70)
+    # Hold the worker in a decode step while the long request's first two segments fill both rows,
+    # until the short request is queued: it then needs a row, and only eviction can give it one.
+    scheduler = engine.scheduler
+    both_rows_taken, release = threading.Event(), threading.Event()
+    decode = scheduler._decode
+
+    def gated_decode():
+        if not release.is_set() and len(scheduler.rows) == 2:
+            both_rows_taken.set()
+            release.wait(timeout=60)
+        decode()
+
+    scheduler._decode = gated_decode
     long = asyncio.create_task(synthesize(engine, text=text, seed=31, max_tokens=70))
-    await asyncio.sleep(0.3)
-    short = await asyncio.wait_for(synthesize(engine, seed=32, max_tokens=14), timeout=60)
+    assert await asyncio.to_thread(both_rows_taken.wait, 60)
+    short_task = asyncio.create_task(synthesize(engine, seed=32, max_tokens=14))
+    await wait_until(lambda: engine.stats()["queued"] == 1)
+    release.set()
+    short = await asyncio.wait_for(short_task, timeout=60)
     assert short.size == 2 * SAMPLES_PER_FRAME
     assert engine.stats()["sequences_evicted"] >= 1
     assert np.abs(await long - alone).max() < 1e-4  # an evicted segment restarts from its seed

@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from engines.hub import WeightsUnavailable
 from engines.orpheus import loader
@@ -58,13 +59,39 @@ async def test_server_default_max_tokens_applies(orpheus_engine):
     assert audio.size == 5 * FRAME
 
 
-async def test_stats_expose_batching(orpheus_engine):
-    await synthesize(orpheus_engine, seed=4, max_tokens=14)
+async def test_stats_expose_batching_and_grow_with_each_request(orpheus_engine):
+    before = orpheus_engine.stats()
+    audio = await synthesize(orpheus_engine, seed=4, max_tokens=14)
     stats = orpheus_engine.stats()
     for key in ("lm_batch_size_histogram", "max_lm_batch_size_seen", "batch_size_histogram", "tokens_generated",
-                "codec_calls", "frames_decoded", "frames_invalid", "queued", "active"):
+                "codec_calls", "frames_decoded", "frames_invalid", "queued", "active", "audio_seconds",
+                "synthesis_seconds"):
         assert key in stats
     assert stats["frames_invalid"] == 0
+    assert stats["tokens_generated"] - before["tokens_generated"] == 14
+    assert stats["frames_decoded"] - before["frames_decoded"] == 2
+    assert stats["prefills"] - before["prefills"] == 1
+    assert stats["jobs_completed"] - before["jobs_completed"] == 1
+    assert stats["steps"] > before["steps"] and stats["codec_calls"] > before["codec_calls"]
+    assert stats["audio_seconds"] - before["audio_seconds"] == pytest.approx(audio.size / 24000, abs=2e-3)
+    assert stats["synthesis_seconds"] > before["synthesis_seconds"]
+
+
+def test_snac_lookahead_must_be_at_least_one():
+    with pytest.raises(ValidationError):
+        Settings(orpheus_snac_lookahead_frames=0)
+    assert Settings(orpheus_snac_lookahead_frames=1).orpheus_snac_lookahead_frames == 1
+
+
+async def test_validate_does_not_plan_and_synthesize_plans_once(make_engine, monkeypatch):
+    engine = await make_engine()
+    planned = []
+    original = engine.plan
+    monkeypatch.setattr(engine, "plan", lambda request: planned.append(request) or original(request))
+    await engine.validate(request(seed=6, max_tokens=14))
+    assert planned == []
+    await synthesize(engine, seed=6, max_tokens=14)
+    assert len(planned) == 1
 
 
 async def test_warmup_runs(make_engine):

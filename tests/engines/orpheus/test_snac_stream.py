@@ -8,7 +8,8 @@ import pytest
 from engines.orpheus.codec import Window
 from engines.orpheus.requests import Segment
 from engines.orpheus.snac_stream import StreamWindows, WindowConfig
-from engines.orpheus.tokens import SAMPLES_PER_FRAME, audio_token_id
+from engines.orpheus.tokens import SAMPLES_PER_FRAME
+from tests.engines.orpheus.helpers import audio_token_id
 
 NOISE_SEED = 1234
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from engines.orpheus.tokens import CUSTOM_TOKEN_BASE, VOCAB_SIZE
+from engines.orpheus.tokens import VOCAB_SIZE
 
 TEXT_VOCAB = 128000  # Llama-3's regular (BPE) tokens
 LLAMA_SPECIALS = 256  # <|begin_of_text|> (128000) ... <|eot_id|> (128009) ... 128255
+CUSTOM_TOKEN_BASE = TEXT_VOCAB + LLAMA_SPECIALS  # <custom_token_N> has id 128256 + N
 
 # hubertsiuzdak/snac_24khz config.json
 SNAC_24KHZ = {
