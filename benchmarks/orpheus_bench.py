@@ -9,9 +9,13 @@ sampling over 4,097 columns, SNAC windows). ``--device cuda --real-arch`` builds
 architecture (Llama-3.2-3B shape, 156,940 vocab) with random weights in bf16 instead.
 ``--codec skip`` replaces SNAC with a stub to separate LM + scheduler cost from codec cost.
 
-    python benchmarks/orpheus_bench.py                       # tiny, CPU, SNAC on
-    python benchmarks/orpheus_bench.py --codec skip          # tiny, CPU, LM + scheduler only
-    python benchmarks/orpheus_bench.py --device cuda --real-arch --batches 1,8,32,64
+Run it as a module from the repository root (so ``engines`` and ``tests`` import as packages; no
+``sys.path`` changes here). The tiny weights and tokenizer come from the test suite's builder,
+``tests.engines.orpheus.tiny_weights``, which is why the benchmark needs a source checkout:
+
+    python -m benchmarks.orpheus_bench                       # tiny, CPU, SNAC on
+    python -m benchmarks.orpheus_bench --codec skip          # tiny, CPU, LM + scheduler only
+    python -m benchmarks.orpheus_bench --device cuda --real-arch --batches 1,8,32,64
 
 End of speech is masked out, so every request generates exactly ``--tokens`` tokens.
 """
@@ -22,7 +26,6 @@ import argparse
 import asyncio
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,16 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engines.orpheus.codec import SnacCodec, Window  # noqa: E402
-from engines.orpheus.requests import OrpheusRequest  # noqa: E402
-from engines.orpheus.sampling import SamplingParams  # noqa: E402
-from engines.orpheus.scheduler import OrpheusScheduler  # noqa: E402
-from engines.orpheus.snac_stream import WindowConfig  # noqa: E402
-from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE  # noqa: E402
-from engines.worker import BatchWorker  # noqa: E402
-from tests.engines.orpheus import tiny_weights  # noqa: E402
+from engines.orpheus.codec import SnacCodec, Window
+from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.sampling import SamplingParams
+from engines.orpheus.scheduler import OrpheusScheduler
+from engines.orpheus.snac_stream import WindowConfig
+from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE
+from engines.worker import BatchWorker
+from tests.engines.orpheus import tiny_weights  # the test suite's builder (see above)
 
 TOKENS_PER_AUDIO_SECOND = 7 * 24000 / SAMPLES_PER_FRAME  # 82.03
 

@@ -81,10 +81,11 @@ class OrpheusScheduler:
         }
         self._audio_samples = 0  # emitted to requests
         self._step_seconds = 0.0  # spent in step()
+        self._timed_from = 0.0  # perf_counter() up to which step time is already counted
 
     # -- worker entry points ------------------------------------------------------------------
     def step(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
-        started = time.perf_counter()
+        self._timed_from = time.perf_counter()
         try:
             with torch.inference_mode():
                 self._admit(jobs)
@@ -98,8 +99,7 @@ class OrpheusScheduler:
             self.batch = DecodeBatch(self.device)
             raise
         finally:
-            with self._stats_lock:
-                self._step_seconds += time.perf_counter() - started
+            self._count_time()
 
     def release(self, job: Job[OrpheusRequest]) -> None:
         """``on_leave``: the request is done or gone; free its rows now (worker thread)."""
@@ -118,6 +118,12 @@ class OrpheusScheduler:
             stats["synthesis_seconds"] = round(self._step_seconds, 3)
         stats["lm_rows"] = len(self.rows)
         return stats
+
+    def _count_time(self) -> None:
+        now = time.perf_counter()
+        with self._stats_lock:
+            self._step_seconds += now - self._timed_from
+        self._timed_from = now
 
     def _count(self, **increments: int) -> None:
         with self._stats_lock:
@@ -255,17 +261,17 @@ class OrpheusScheduler:
             for (segment, window), samples in zip(planned, audio):
                 segment.windows.mark_emitted(window)
                 segment.chunks.append(np.ascontiguousarray(window.emitted_samples(samples), dtype=np.float32))
-        emitted = 0
-        for job in jobs:
-            for chunk in job.state.drain():
+        # Counters first: a request that sees its audio (and its end) also sees them in stats().
+        outputs = [(job, job.state.drain()) for job in jobs]
+        with self._stats_lock:
+            self._audio_samples += sum(chunk.size for _, chunks in outputs for chunk in chunks)
+        self._count_time()
+        for job, chunks in outputs:
+            for chunk in chunks:
                 job.emit(chunk)
-                emitted += chunk.size
             if job.state.complete:
                 self._count(frames_invalid=sum(s.invalid_frames for s in job.state.segments))
                 job.finish()
-        if emitted:
-            with self._stats_lock:
-                self._audio_samples += emitted
 
     # -- 4. retire ----------------------------------------------------------------------------
     def _retire(self) -> None:

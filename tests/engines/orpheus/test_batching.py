@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.orpheus.codec import Window
 from engines.audio import fade
+from engines.orpheus.codec import Window
 from engines.orpheus.tokens import FRAME_TOKENS, SAMPLES_PER_FRAME, frame_codes
 from server.errors import Overloaded
 from tests.engines.orpheus.helpers import request, synthesize, wait_until
