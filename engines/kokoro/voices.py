@@ -62,12 +62,14 @@ class VoiceBank:
         return list(self._info.values())
 
     def resolve(self, spec: str) -> VoiceMix:
+        """Parse ``spec`` and map each name to a loaded voice, ignoring case ("AF_Heart" works)."""
+        by_lower = {name.lower(): name for name in self._packs}
         mix = parse_voice_spec(spec)
-        unknown = [name for name, _ in mix.parts if name not in self._packs]
+        unknown = [name for name, _ in mix.parts if name.lower() not in by_lower]
         if unknown:
             known = ", ".join(sorted(self._packs)) or "none"
             raise InvalidVoice(f"Unknown voice {', '.join(map(repr, unknown))}. Available: {known}.")
-        return mix
+        return VoiceMix(tuple((by_lower[name.lower()], weight) for name, weight in mix.parts))
 
     def pack(self, mix: VoiceMix) -> torch.Tensor:
         if len(mix.parts) == 1:

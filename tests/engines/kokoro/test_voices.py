@@ -36,3 +36,4 @@ def test_bank_lists_present_voices_and_mixes_packs(kokoro_dir):
     torch.testing.assert_close(mixed, a * 2 / 3 + b / 3)
     with pytest.raises(InvalidVoice, match="af_nicole"):
         bank.resolve("af_heart+af_nicole")
+    assert bank.resolve("AF_Heart(1)+bm_george(3)").parts == (("af_heart", 0.25), ("bm_george", 0.75))
