@@ -100,7 +100,7 @@ class OrpheusEngine(Engine):
         """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
         if request.language != "en":
             raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{request.language}'.")
-        if request.voice not in self._voice_ids:
+        if request.voice.lower() not in self._voice_ids:
             known = ", ".join(v.id for v in self._voices)
             raise InvalidVoice(f"Unknown voice '{request.voice}' for {self.model_id}. Available: {known}.")
         return SamplingParams.resolve(self.settings, request.sampling)
@@ -114,7 +114,7 @@ class OrpheusEngine(Engine):
             max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
         )
         return OrpheusRequest.create(
-            request.voice,
+            request.voice.lower(),  # the catalog's (and the model's training) spelling: "tara"
             texts,
             params,
             seed=request.seed if request.seed is not None else new_seed(),

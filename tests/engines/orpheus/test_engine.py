@@ -44,6 +44,10 @@ async def test_validate_rejects_unknown_voice_other_languages_and_unstable_sampl
         await orpheus_engine.validate(request(repetition_penalty=1.0))
 
 
+def test_voice_names_ignore_case_and_reach_the_prompt_as_trained(orpheus_engine):
+    assert orpheus_engine.plan(request(voice="Tara")).voice == "tara"
+
+
 async def test_audio_is_whole_frames_and_a_seed_reproduces_it(orpheus_engine):
     first = await synthesize(orpheus_engine, seed=7, max_tokens=35)
     assert first.shape == (5 * FRAME,)  # 35 tokens = 5 frames, all emitted
