@@ -65,8 +65,13 @@ async def run_level(url: str, args: argparse.Namespace, concurrency: int) -> lis
 
         async def task(i: int) -> Result:
             body = {
-                "model": args.model, "input": TEXTS[i % len(TEXTS)], "voice": args.voice, "stream": True,
-                "response_format": "raw", "response_encoding": "pcm_s16le", "sample_rate": args.rate,
+                "model": args.model,
+                "input": TEXTS[i % len(TEXTS)],
+                "voice": args.voice,
+                "stream": True,
+                "response_format": "raw",
+                "response_encoding": "pcm_s16le",
+                "sample_rate": args.rate,
             }
             async with sem:
                 return await one_request(client, url, body, args.rate)
@@ -91,8 +96,8 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
         ttfa = [r.ttfa_s for r in results]
         rtf = [r.total_s / r.audio_s for r in results if r.audio_s]
         print(
-            f"| {level} | {pct(ttfa, .5):.3f} | {pct(ttfa, .9):.3f} | {pct([r.total_s for r in results], .5):.2f} "
-            f"| {statistics.mean(r.audio_s for r in results):.2f} | {pct(rtf, .5):.3f} "
+            f"| {level} | {pct(ttfa, 0.5):.3f} | {pct(ttfa, 0.9):.3f} | {pct([r.total_s for r in results], 0.5):.2f} "
+            f"| {statistics.mean(r.audio_s for r in results):.2f} | {pct(rtf, 0.5):.3f} "
             f"| {sum(r.audio_s for r in results) / wall:.2f} |"
         )
 

@@ -115,15 +115,17 @@ def no_end_of_speech(scheduler: OrpheusScheduler) -> None:
 async def run_batch(model, tokenizer, codec, batch: int, tokens: int) -> dict[str, float]:
     scheduler = OrpheusScheduler(model, tokenizer, codec, max_rows=batch, parallel_segments=1)
     no_end_of_speech(scheduler)
-    worker = BatchWorker("bench", scheduler.step, max_batch_size=batch, max_wait_ms=50, max_queue_size=batch,
-                         on_leave=scheduler.release)
+    worker = BatchWorker(
+        "bench", scheduler.step, max_batch_size=batch, max_wait_ms=50, max_queue_size=batch, on_leave=scheduler.release
+    )
     worker.start()
     params = SamplingParams(temperature=0.6, top_p=0.8, repetition_penalty=1.3, max_tokens=tokens)
     first_audio: list[float] = []
 
     async def one(seed: int) -> int:
-        state = OrpheusRequest.create("tara", ["Hello there, this is a benchmark sentence."], params, seed,
-                                      WindowConfig(), fade_samples=120)
+        state = OrpheusRequest.create(
+            "tara", ["Hello there, this is a benchmark sentence."], params, seed, WindowConfig(), fade_samples=120
+        )
         started = time.perf_counter()
         samples = 0
         async for chunk in worker.submit(state).results():
@@ -156,8 +158,12 @@ def main() -> None:
     parser.add_argument("--codec", choices=["snac", "skip"], default="snac")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--tokens", type=int, default=140, help="tokens per request (7 per frame)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: on a shared 2-core machine, 2 threads spin against each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: on a shared 2-core machine, 2 threads spin against each other)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,14 +171,19 @@ def main() -> None:
     asyncio.run(run_batch(model, tokenizer, codec, 1, 14))  # warm-up
     arch = "3B architecture" if args.real_arch else "tiny (2 layers, hidden 64)"
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
-    print(f"Orpheus scheduler, {arch}, random weights, device {args.device} ({where}), "
-          f"{torch.get_num_threads()} torch threads, codec {args.codec}, {args.tokens} tokens per request\n")
+    print(
+        f"Orpheus scheduler, {arch}, random weights, device {args.device} ({where}), "
+        f"{torch.get_num_threads()} torch threads, codec {args.codec}, {args.tokens} tokens per request\n"
+    )
     print("| batch | tokens/s | real-time streams | median first audio (s) | max LM batch | ms per step |")
     print("|---:|---:|---:|---:|---:|---:|")
     for batch in (int(b) for b in args.batches.split(",")):
         r = asyncio.run(run_batch(model, tokenizer, codec, batch, args.tokens))
-        print(f"| {batch} | {r['tokens_per_s']:.0f} | {r['realtime_streams']:.2f} | {r['first_audio_s']:.2f} "
-              f"| {r['max_lm_batch']} | {r['step_ms']:.1f} |", flush=True)
+        print(
+            f"| {batch} | {r['tokens_per_s']:.0f} | {r['realtime_streams']:.2f} | {r['first_audio_s']:.2f} "
+            f"| {r['max_lm_batch']} | {r['step_ms']:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ def require_api_key(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed(
-            "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key"
-        )
+        raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key")
     supplied = token.strip().encode()
     # Compare against every key, in constant time each, so timing reveals nothing about which matched.
     matched = False

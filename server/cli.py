@@ -24,7 +24,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if name in SECRET_FIELDS:
             continue
         flag = "--" + name.replace("_", "-")
-        env = (field.validation_alias if isinstance(field.validation_alias, str) else f"TTS_{name.upper()}")
+        env = field.validation_alias if isinstance(field.validation_alias, str) else f"TTS_{name.upper()}"
         help_text = f"{field.description or ''} [env {env}]"
         if field.annotation is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -84,9 +84,7 @@ class DecodeBatch:
         for cache, length in zip(caches, lengths):
             parts.append(_left_pad(cache_tensors(cache), width - length))
         layers = len(parts[0])
-        merged = [
-            (torch.cat([p[i][0] for p in parts]), torch.cat([p[i][1] for p in parts])) for i in range(layers)
-        ]
+        merged = [(torch.cat([p[i][0] for p in parts]), torch.cat([p[i][1] for p in parts])) for i in range(layers)]
         self.cache = build_cache(merged)
         self.ids.extend(ids)
         new_lengths = torch.tensor(list(lengths), dtype=torch.long, device=self.device)

@@ -40,8 +40,13 @@ class OrpheusEngine(Engine):
         super().__init__(model_id, settings)
         catalog = load_catalog("orpheus")["voices"]
         self._voices = [
-            Voice(id=v["id"], name=v["name"], language=v.get("language"), gender=v.get("gender"),
-                  description=v.get("description"))
+            Voice(
+                id=v["id"],
+                name=v["name"],
+                language=v.get("language"),
+                gender=v.get("gender"),
+                description=v.get("description"),
+            )
             for v in catalog
         ]
         self._voice_ids = {v.id for v in self._voices}

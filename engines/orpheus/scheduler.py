@@ -201,9 +201,7 @@ class OrpheusScheduler:
             self.batch.remember(len(self.batch) - len(firsts) + offset, 0, column)
 
     # -- 2. decode ----------------------------------------------------------------------------
-    def _sample(
-        self, hidden: torch.Tensor, rows: list[_Row], slots: torch.Tensor, seen: torch.Tensor
-    ) -> torch.Tensor:
+    def _sample(self, hidden: torch.Tensor, rows: list[_Row], slots: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
         """Sampled columns (see :func:`sample_columns`), one uniform from each row's own generator."""
         params = [row.job.state.params for row in rows]
 

@@ -68,4 +68,3 @@ def frames_to_codebooks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     """Redistribute ``[n, 7]`` frame codes to SNAC's three codebooks of n, 2n and 4n codes."""
     frames = np.asarray(frames, dtype=np.int64).reshape(-1, FRAME_TOKENS)
     return tuple(frames[:, list(slots)].reshape(-1) for slots in CODEBOOK_SLOTS)  # type: ignore[return-value]
-

@@ -19,7 +19,9 @@ async def list_voices(request: Request, model: str | None = Query(None)) -> List
         data=[
             ModelVoices(
                 model=engine.model_id,
-                voices=[VoiceEntry(id=v.id, name=v.name, language=v.language, gender=v.gender) for v in engine.voices()],
+                voices=[
+                    VoiceEntry(id=v.id, name=v.name, language=v.language, gender=v.gender) for v in engine.voices()
+                ],
             )
             for engine in engines
         ]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from engines.base import EncodedChunk, Engine, OutputSpec, SynthesisRequest
-from server.audio import AudioWriter, CONTENT_TYPES, check_output_supported
+from server.audio import CONTENT_TYPES, AudioWriter, check_output_supported
 from server.engine_pool import EnginePool
 from server.errors import InputTooLong, UnsupportedLanguage
 from server.protocol import SpeechRequest
@@ -47,7 +47,9 @@ class SpeechService:
             )
         if request.language not in engine.languages:
             spoken = ", ".join(sorted(engine.languages))
-            raise UnsupportedLanguage(f"Model '{engine.model_id}' does not speak '{request.language}'; it speaks: {spoken}.")
+            raise UnsupportedLanguage(
+                f"Model '{engine.model_id}' does not speak '{request.language}'; it speaks: {spoken}."
+            )
         request.output = self._effective_output(engine, request)
         check_output_supported(request.output)
         await engine.validate(request)

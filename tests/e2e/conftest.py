@@ -18,8 +18,20 @@ CACHE = Path(os.environ.get("TTS_TEST_CACHE", Path.home() / ".cache" / "tts-serv
 @pytest.fixture(scope="session")
 def kokoro_server(kokoro_dir):
     """Kokoro with random weights behind the CLI, with a tiny queue so overload is reachable."""
-    args = ("--kokoro-source", str(kokoro_dir), "--device", "cpu", "--torch-threads", "1",
-            "--max-queue-size", "2", "--max-batch-size", "2", "--log-level", "warning")
+    args = (
+        "--kokoro-source",
+        str(kokoro_dir),
+        "--device",
+        "cpu",
+        "--torch-threads",
+        "1",
+        "--max-queue-size",
+        "2",
+        "--max-batch-size",
+        "2",
+        "--log-level",
+        "warning",
+    )
     with launch_server(*args) as base:
         yield base
 

@@ -3,7 +3,6 @@
 Usage: python sdk_v1_client.py BASE_URL OUT_DIR; prints one JSON object with what it saw.
 """
 
-import base64
 import json
 import sys
 
@@ -18,8 +17,12 @@ report = {"version": str(together.version)}
 client.audio.speech.create(model=model, input="Hello there.", voice="af_heart").stream_to_file(f"{out_dir}/plain.wav")
 
 stream = client.audio.speech.create(
-    model=model, input="Hello there. Second sentence.", voice="af_heart",
-    stream=True, response_format="raw", response_encoding="pcm_s16le",
+    model=model,
+    input="Hello there. Second sentence.",
+    voice="af_heart",
+    stream=True,
+    response_format="raw",
+    response_encoding="pcm_s16le",
 )
 stream.stream_to_file(f"{out_dir}/streamed.wav")
 

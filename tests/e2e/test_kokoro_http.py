@@ -16,12 +16,19 @@ MODEL = "hexgrad/Kokoro-82M"
 
 
 def post(base, **body):
-    return httpx.post(f"{base}/v1/audio/speech", json={"model": MODEL, "voice": "af_heart", "input": "Hi there.", **body}, timeout=120)
+    return httpx.post(
+        f"{base}/v1/audio/speech", json={"model": MODEL, "voice": "af_heart", "input": "Hi there.", **body}, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
     "fmt,encoding,rate,width",
-    [("raw", "pcm_f32le", 24000, 4), ("raw", "pcm_s16le", 16000, 2), ("raw", "pcm_mulaw", 8000, 1), ("raw", "pcm_alaw", 8000, 1)],
+    [
+        ("raw", "pcm_f32le", 24000, 4),
+        ("raw", "pcm_s16le", 16000, 2),
+        ("raw", "pcm_mulaw", 8000, 1),
+        ("raw", "pcm_alaw", 8000, 1),
+    ],
 )
 def test_raw_formats(kokoro_server, fmt, encoding, rate, width):
     r = post(kokoro_server, response_format=fmt, response_encoding=encoding, sample_rate=rate, seed=1)
@@ -41,8 +48,10 @@ def test_wav_and_mp3(kokoro_server):
 
 def test_sse_stream_matches_the_non_streamed_audio(kokoro_server):
     text = "One sentence here. And a second one."
-    streamed = post(kokoro_server, input=text, stream=True, response_format="raw", response_encoding="pcm_s16le", seed=5)
-    events = [e[len("data: "):] for e in streamed.text.split("\n\n") if e]
+    streamed = post(
+        kokoro_server, input=text, stream=True, response_format="raw", response_encoding="pcm_s16le", seed=5
+    )
+    events = [e[len("data: ") :] for e in streamed.text.split("\n\n") if e]
     assert events[-1] == "[DONE]"
     audio = b"".join(base64.b64decode(json.loads(e)["b64"]) for e in events[:-1])
     whole = post(kokoro_server, input=text, response_format="raw", response_encoding="pcm_s16le", seed=5)
@@ -87,9 +96,24 @@ def test_curl(kokoro_server, tmp_path):
     out = tmp_path / "speech.wav"
     body = json.dumps({"model": MODEL, "input": "Hello from curl.", "voice": "af_heart"})
     subprocess.run(
-        ["curl", "-sS", "-f", "-X", "POST", f"{kokoro_server}/v1/audio/speech", "-H", "Authorization: Bearer x",
-         "-H", "Content-Type: application/json", "-d", body, "--output", str(out)],
-        check=True, timeout=120,
+        [
+            "curl",
+            "-sS",
+            "-f",
+            "-X",
+            "POST",
+            f"{kokoro_server}/v1/audio/speech",
+            "-H",
+            "Authorization: Bearer x",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            "--output",
+            str(out),
+        ],
+        check=True,
+        timeout=120,
     )
     audio, rate = sf.read(out)
     assert rate == 24000 and np.abs(audio).max() > 0

@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 import together
 
-from tests.e2e.conftest import REPO
 from server.launcher import launch_server
+from tests.e2e.conftest import REPO
 
 pytestmark = pytest.mark.realweights
 BUILD = REPO.parent / "shared" / "realweights"
@@ -34,7 +34,11 @@ SENTENCES = {
 def realweights() -> dict[str, str]:
     if os.environ.get("TTS_REALWEIGHTS_DIR"):
         out = Path(os.environ["TTS_REALWEIGHTS_DIR"])
-        return {"KOKORO_DIR": str(out / "kokoro-82m"), "WHISPER_DIR": str(out / "whisper-base-ct2"), "VENV": str(out / "venv")}
+        return {
+            "KOKORO_DIR": str(out / "kokoro-82m"),
+            "WHISPER_DIR": str(out / "whisper-base-ct2"),
+            "VENV": str(out / "venv"),
+        }
     if not (BUILD / "build.sh").exists():
         pytest.skip(f"{BUILD}/build.sh is not here (the shared material sits beside the repo)")
     result = subprocess.run(["bash", str(BUILD / "build.sh")], capture_output=True, text=True, timeout=1200)
@@ -45,7 +49,9 @@ def realweights() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def real_server(realweights):
-    with launch_server("--kokoro-source", realweights["KOKORO_DIR"], "--device", "cpu", "--log-level", "warning") as base:
+    with launch_server(
+        "--kokoro-source", realweights["KOKORO_DIR"], "--device", "cpu", "--log-level", "warning"
+    ) as base:
         yield base
 
 
@@ -53,10 +59,15 @@ def word_error_rate(realweights, reference: str, wav: Path) -> tuple[float, str]
     python = Path(realweights["VENV"]) / "bin" / "python"
     asr = subprocess.run(
         [python, BUILD / "asr.py", str(wav), "--model", realweights["WHISPER_DIR"], "--json"],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     transcript = json.loads(asr.stdout)["text"]
-    score = subprocess.run([python, BUILD / "wer.py", "--json", reference, transcript], capture_output=True, text=True, check=True)
+    score = subprocess.run(
+        [python, BUILD / "wer.py", "--json", reference, transcript], capture_output=True, text=True, check=True
+    )
     return json.loads(score.stdout)["wer"], transcript
 
 
@@ -71,10 +82,17 @@ def test_wav_through_the_sdk_says_the_words(real_server, realweights, voice, tmp
 
 def test_sse_stream_at_16khz_says_the_words(real_server, realweights, tmp_path):
     text = "Streaming speech arrives in pieces. Each piece is played as soon as it lands."
-    body = {"model": MODEL, "input": text, "voice": "jf_alpha", "stream": True, "response_format": "raw",
-            "response_encoding": "pcm_s16le", "sample_rate": 16000}
+    body = {
+        "model": MODEL,
+        "input": text,
+        "voice": "jf_alpha",
+        "stream": True,
+        "response_format": "raw",
+        "response_encoding": "pcm_s16le",
+        "sample_rate": 16000,
+    }
     r = httpx.post(f"{real_server}/v1/audio/speech", json=body, timeout=300)
-    events = [e[len("data: "):] for e in r.text.split("\n\n") if e]
+    events = [e[len("data: ") :] for e in r.text.split("\n\n") if e]
     assert events[-1] == "[DONE]" and len(events) >= 3
     pcm = b"".join(base64.b64decode(json.loads(e)["delta"]) for e in events[:-1])
     wav = tmp_path / "stream.wav"
@@ -85,7 +103,13 @@ def test_sse_stream_at_16khz_says_the_words(real_server, realweights, tmp_path):
 
 def test_mixed_voice_mp3_says_the_words(real_server, realweights, tmp_path):
     text = "Two voices blended into one still speak clearly."
-    body = {"model": MODEL, "input": text, "voice": "jf_alpha(2)+jm_kumo(1)", "response_format": "mp3", "sample_rate": 44100}
+    body = {
+        "model": MODEL,
+        "input": text,
+        "voice": "jf_alpha(2)+jm_kumo(1)",
+        "response_format": "mp3",
+        "sample_rate": 44100,
+    }
     r = httpx.post(f"{real_server}/v1/audio/speech", json=body, timeout=300)
     mp3 = tmp_path / "mixed.mp3"
     mp3.write_bytes(r.content)

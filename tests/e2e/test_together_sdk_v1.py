@@ -12,7 +12,9 @@ SCRIPT = Path(__file__).with_name("sdk_v1_client.py")
 def test_v1_sdk_end_to_end(kokoro_server, together_v1_python, tmp_path):
     result = subprocess.run(
         [together_v1_python, str(SCRIPT), kokoro_server + "/v1", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

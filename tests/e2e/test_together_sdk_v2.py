@@ -34,8 +34,12 @@ def test_with_streaming_response_stream_to_file(client, tmp_path):
 
 def test_streaming_raw(client):
     stream = client.audio.speech.create(
-        model=MODEL, input="Hello there. Second sentence.", voice="af_heart", stream=True,
-        response_format="raw", response_encoding="pcm_s16le",
+        model=MODEL,
+        input="Hello there. Second sentence.",
+        voice="af_heart",
+        stream=True,
+        response_format="raw",
+        response_encoding="pcm_s16le",
     )
     chunks = [base64.b64decode(chunk.b64) for chunk in stream]
     assert len(chunks) == 2 and all(len(c) % 2 == 0 and c for c in chunks)
@@ -45,7 +49,12 @@ def test_mp3_and_raw_encodings(client):
     mp3 = client.audio.speech.create(model=MODEL, input="Hi.", voice="af_heart", response_format="mp3")
     assert sf.info(io.BytesIO(mp3.read())).format == "MP3"
     raw = client.audio.speech.create(
-        model=MODEL, input="Hi.", voice="af_heart", response_format="raw", response_encoding="pcm_mulaw", sample_rate=8000
+        model=MODEL,
+        input="Hi.",
+        voice="af_heart",
+        response_format="raw",
+        response_encoding="pcm_mulaw",
+        sample_rate=8000,
     )
     assert len(raw.read()) > 800
 

@@ -15,13 +15,19 @@ def test_voices_in_togethers_shape(api):
     base, _ = api
     body = httpx.get(f"{base}/v1/voices").json()
     assert body["data"] == [
-        {"model": "hexgrad/Kokoro-82M", "voices": [{"id": "alpha", "name": "alpha", "language": "en-US", "gender": "female"}]}
+        {
+            "model": "hexgrad/Kokoro-82M",
+            "voices": [{"id": "alpha", "name": "alpha", "language": "en-US", "gender": "female"}],
+        }
     ]
 
 
 def test_voices_filter_by_model_and_alias(api):
     base, _ = api
-    assert httpx.get(f"{base}/v1/voices", params={"model": "hexgrad/Kokoro-82M"}).json()["data"][0]["model"] == "hexgrad/Kokoro-82M"
+    assert (
+        httpx.get(f"{base}/v1/voices", params={"model": "hexgrad/Kokoro-82M"}).json()["data"][0]["model"]
+        == "hexgrad/Kokoro-82M"
+    )
     assert httpx.get(f"{base}/v1/voices", params={"model": "kokoro"}).status_code == 200
     r = httpx.get(f"{base}/v1/voices", params={"model": "acme/none"})
     assert r.status_code == 404 and r.json()["error"]["param"] == "model"

@@ -146,6 +146,7 @@ def test_client_disconnect_stops_generation(fake_server):
 def test_client_disconnect_during_buffered_wav_stops_generation(fake_server):
     engine = FakeEngine(chunks=50, delay_s=0.05)
     with fake_server(engine) as (base, _):
+
         def give_up():
             try:
                 httpx.post(f"{base}/v1/audio/speech", json=GOOD, timeout=0.5)

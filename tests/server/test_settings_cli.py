@@ -39,7 +39,9 @@ def test_invalid_setting_exits_2(capsys):
 def test_serve_fails_fast_with_instructions_when_weights_cannot_be_had(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "server.cli", "serve", "--offline", "--cache-dir", str(tmp_path), "--port", "1"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "tts-server download" in result.stderr and "--kokoro-source" in result.stderr

@@ -74,7 +74,7 @@ def parse_sse(text: str) -> list[str]:
     for event in events[:-1]:
         lines = event.split("\n")
         assert len(lines) == 1 and lines[0].startswith("data: "), event  # no `event:` lines
-        payloads.append(lines[0][len("data: "):])
+        payloads.append(lines[0][len("data: ") :])
     return payloads
 
 

@@ -26,8 +26,16 @@ class FakeEngine(Engine):
     sample_rate = RATE
     languages = frozenset({"en", "fr"})
 
-    def __init__(self, model_id: str = "hexgrad/Kokoro-82M", settings=None, *, chunks: int = 3,
-                 chunk_samples: int = 2400, delay_s: float = 0.0, fail_after: int | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str = "hexgrad/Kokoro-82M",
+        settings=None,
+        *,
+        chunks: int = 3,
+        chunk_samples: int = 2400,
+        delay_s: float = 0.0,
+        fail_after: int | None = None,
+    ) -> None:
         super().__init__(model_id, settings)
         self.chunks, self.chunk_samples, self.delay_s, self.fail_after = chunks, chunk_samples, delay_s, fail_after
         self.produced = 0

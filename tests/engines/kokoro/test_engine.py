@@ -30,17 +30,23 @@ def reference_pipeline(kokoro_dir):
     """kokoro's own loader and pipeline on the same weights: the reference implementation."""
     from kokoro import KModel, KPipeline
 
-    model = KModel(repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")).eval()
+    model = KModel(
+        repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")
+    ).eval()
     with spacy_model_alias():
         return KPipeline(lang_code="a", repo_id=MODEL, model=model)
 
 
-async def test_audio_equals_kpipeline_for_the_same_weights_voice_and_seed(kokoro_engine, kokoro_dir, reference_pipeline):
+async def test_audio_equals_kpipeline_for_the_same_weights_voice_and_seed(
+    kokoro_engine, kokoro_dir, reference_pipeline
+):
     ours = await synthesize(kokoro_engine, seed=3)
     pack = torch.load(kokoro_dir / "voices" / "af_heart.pt", weights_only=True)
     reference = []
     settings = kokoro_engine.settings
-    for segment in segment_text(TWO_SENTENCES, first_chars=settings.first_segment_chars, max_chars=settings.segment_chars):
+    for segment in segment_text(
+        TWO_SENTENCES, first_chars=settings.first_segment_chars, max_chars=settings.segment_chars
+    ):
         results = reference_pipeline(segment, voice=pack)
         while True:
             torch.manual_seed(3 + len(reference))  # the engine seeds each chunk the same way

@@ -18,10 +18,12 @@ def audio_token_id(slot: int, code: int) -> int:
     return AUDIO_BASE + slot * CODEBOOK_SIZE + code
 
 
-def request(text: str = "Hello world.", voice: str = "tara", seed: int | None = 1, language: str = "en",
-            **sampling) -> SynthesisRequest:
-    return SynthesisRequest(model=ORPHEUS_MODEL, text=text, voice=voice, seed=seed, language=language,
-                            sampling=sampling)
+def request(
+    text: str = "Hello world.", voice: str = "tara", seed: int | None = 1, language: str = "en", **sampling
+) -> SynthesisRequest:
+    return SynthesisRequest(
+        model=ORPHEUS_MODEL, text=text, voice=voice, seed=seed, language=language, sampling=sampling
+    )
 
 
 async def synthesize(engine, *args, **kwargs) -> np.ndarray:

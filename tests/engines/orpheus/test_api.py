@@ -52,8 +52,15 @@ def test_raw_encodings_carry_the_same_audio(server):
 
 def test_per_request_sampling_overrides_and_alias(server):
     def audio(max_tokens: int = 14, **overrides) -> np.ndarray:
-        r = speech(server, model="orpheus", response_format="raw", response_encoding="pcm_f32le", seed=5,
-                   max_tokens=max_tokens, **overrides)
+        r = speech(
+            server,
+            model="orpheus",
+            response_format="raw",
+            response_encoding="pcm_f32le",
+            seed=5,
+            max_tokens=max_tokens,
+            **overrides,
+        )
         assert r.status_code == 200
         samples = np.frombuffer(r.content, "<f4")
         assert samples.size == max_tokens // 7 * FRAME  # max_tokens=14: two frames
@@ -73,7 +80,7 @@ def test_per_request_sampling_overrides_and_alias(server):
 def test_sse_stream(server):
     r = speech(server, stream=True, response_format="raw", response_encoding="pcm_s16le", max_tokens=42)
     assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
-    events = [line[len("data: "):] for line in r.text.split("\n\n") if line]
+    events = [line[len("data: ") :] for line in r.text.split("\n\n") if line]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert len(chunks) >= 2  # streamed: the first frame leaves before the rest are generated

@@ -20,8 +20,12 @@ def _alone(decoder, kw, prompt, steps):
     out = []
     with torch.inference_mode():
         for t, token in enumerate(steps):
-            h = decoder(input_ids=torch.tensor([[token]]), position_ids=torch.tensor([[len(prompt) + t]]),
-                        use_cache=True, **{kw: cache}).last_hidden_state[:, -1]
+            h = decoder(
+                input_ids=torch.tensor([[token]]),
+                position_ids=torch.tensor([[len(prompt) + t]]),
+                use_cache=True,
+                **{kw: cache},
+            ).last_hidden_state[:, -1]
             out.append(h[0])
     return torch.stack(out)
 
@@ -46,9 +50,13 @@ def test_rows_join_and_leave_without_changing_each_others_results(orpheus_parts)
                 assert batch.width == int(batch.lengths.max())
             step = {0: t, 1: t, 2: t - 2}
             inputs = torch.tensor([[feeds[sid][step[sid]]] for sid in batch.ids])
-            hidden = decoder(input_ids=inputs, attention_mask=batch.attention_mask(),
-                             position_ids=batch.lengths[:, None], use_cache=True,
-                             **{kw: batch.cache}).last_hidden_state[:, -1]
+            hidden = decoder(
+                input_ids=inputs,
+                attention_mask=batch.attention_mask(),
+                position_ids=batch.lengths[:, None],
+                use_cache=True,
+                **{kw: batch.cache},
+            ).last_hidden_state[:, -1]
             batch.advance(torch.zeros(len(batch), dtype=torch.long), torch.zeros(len(batch), dtype=torch.long))
             for row, sid in enumerate(batch.ids):
                 got[sid].append(hidden[row])

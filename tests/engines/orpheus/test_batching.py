@@ -81,12 +81,14 @@ def _full_decode_of(segment, codec) -> np.ndarray:
 
 
 async def test_long_input_runs_segments_in_parallel_and_joins_them_in_order(make_engine):
-    engine = await make_engine(max_batch_size=4, orpheus_parallel_segments=2, first_segment_chars=20,
-                               orpheus_snac_lookahead_frames=3)
+    engine = await make_engine(
+        max_batch_size=4, orpheus_parallel_segments=2, first_segment_chars=20, orpheus_snac_lookahead_frames=3
+    )
     text = "First, a short one. Then a second sentence follows here. And a third one ends it."
     state = engine.plan(request(text=text, seed=5, max_tokens=28))
     assert [s.text for s in state.segments] == [
-        "First, a short one.", "Then a second sentence follows here. And a third one ends it."
+        "First, a short one.",
+        "Then a second sentence follows here. And a third one ends it.",
     ]
     job = engine.worker.submit(state)
     audio = np.concatenate([chunk async for chunk in job.results()])

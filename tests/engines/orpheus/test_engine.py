@@ -68,9 +68,19 @@ async def test_stats_expose_batching_and_grow_with_each_request(orpheus_engine):
     before = orpheus_engine.stats()
     audio = await synthesize(orpheus_engine, seed=4, max_tokens=14)
     stats = orpheus_engine.stats()
-    for key in ("lm_batch_size_histogram", "max_lm_batch_size_seen", "batch_size_histogram", "tokens_generated",
-                "codec_calls", "frames_decoded", "frames_invalid", "queued", "active", "audio_seconds",
-                "synthesis_seconds"):
+    for key in (
+        "lm_batch_size_histogram",
+        "max_lm_batch_size_seen",
+        "batch_size_histogram",
+        "tokens_generated",
+        "codec_calls",
+        "frames_decoded",
+        "frames_invalid",
+        "queued",
+        "active",
+        "audio_seconds",
+        "synthesis_seconds",
+    ):
         assert key in stats
     assert stats["frames_invalid"] == 0
     assert stats["tokens_generated"] - before["tokens_generated"] == 14

@@ -83,10 +83,14 @@ def test_defaults_are_the_authors_and_requests_override_them():
     settings = Settings()
     params = SamplingParams.resolve(settings, {})
     assert (params.temperature, params.top_p, params.repetition_penalty, params.max_tokens) == (0.6, 0.8, 1.3, 1197)
-    override = SamplingParams.resolve(settings, {"temperature": 0.9, "top_p": 0.95, "repetition_penalty": 1.1,
-                                                 "max_tokens": 100})
+    override = SamplingParams.resolve(
+        settings, {"temperature": 0.9, "top_p": 0.95, "repetition_penalty": 1.1, "max_tokens": 100}
+    )
     assert (override.temperature, override.top_p, override.repetition_penalty, override.max_tokens) == (
-        0.9, 0.95, 1.1, 98
+        0.9,
+        0.95,
+        1.1,
+        98,
     )
 
 

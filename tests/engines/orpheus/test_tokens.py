@@ -28,7 +28,12 @@ def test_prompt_matches_training_layout(orpheus_parts):
     assert text_ids[0] == 128000  # Llama-3's <|begin_of_text|>, added as in training
     assert ids == [128259, *text_ids, 128009, 128260, 128261, 128257]
     assert (T.START_OF_HUMAN, T.END_OF_TEXT, T.END_OF_HUMAN, T.START_OF_AI, T.START_OF_SPEECH, T.END_OF_SPEECH) == (
-        128259, 128009, 128260, 128261, 128257, 128258
+        128259,
+        128009,
+        128260,
+        128261,
+        128257,
+        128258,
     )
 
 

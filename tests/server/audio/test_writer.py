@@ -51,8 +51,14 @@ def header_kbps(frame: bytes) -> int:
 
 @pytest.mark.parametrize(
     "bit_rate,rate,expected_kbps",
-    [(32000, 24000, 32), (64000, 44100, 64), (128000, 24000, 128), (192000, 48000, 192), (192000, 24000, 160),
-     (128000, 8000, 64)],
+    [
+        (32000, 24000, 32),
+        (64000, 44100, 64),
+        (128000, 24000, 128),
+        (192000, 48000, 192),
+        (192000, 24000, 160),
+        (128000, 8000, 64),
+    ],
 )
 def test_mp3_honours_bit_rate_and_sample_rate(bit_rate, rate, expected_kbps):
     signal = tone(440, 3.0)
