@@ -141,7 +141,8 @@ class BatchWorker:
     # -- submission (event loop) --------------------------------------------------------------
     @property
     def load(self) -> int:
-        return len(self._pending) + len(self._active)
+        """Requests holding a place: queued ones whose client is still there, and active ones."""
+        return sum(not job.cancelled for job in self._pending) + len(self._active)
 
     def submit(self, state: Any) -> Job[Any]:
         job: Job[Any] = Job(state, asyncio.get_running_loop())
@@ -197,11 +198,12 @@ class BatchWorker:
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
+                # Cancelled jobs leave from the queue too, so dead requests never cause a 429.
+                leaving = [j for j in (*self._pending, *self._active) if j.cancelled]
+                for job in leaving:
+                    (self._active if job in self._active else self._pending).remove(job)
                 while self._pending and len(self._active) < self.max_batch_size:
                     self._active.append(self._pending.popleft())
-                leaving = [j for j in self._active if j.cancelled]
-                for job in leaving:
-                    self._active.remove(job)
                 # Jobs whose next unit of work is not prepared yet (e.g. text still in G2P) sit out.
                 ready = [j for j in self._active if self._is_ready is None or self._is_ready(j)]
                 if not ready and self._active and not leaving:

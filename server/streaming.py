@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -84,6 +85,9 @@ async def unless_disconnected(request: Request, work: Awaitable[T], poll_s: floa
                 return task.result()
             if await request.is_disconnected():
                 task.cancel()
+                # Let the cancellation land: the generator it drives is closed before we return.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
                 raise ClientDisconnected()
     finally:
         if not task.done():

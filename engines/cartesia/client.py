@@ -106,7 +106,7 @@ class CartesiaClient:
         request = self._require_http().build_request(method, path, **kwargs)
         response = await self._send(request)
         try:
-            if response.status_code >= 400:
+            if not response.is_success:  # redirects are not followed, so a 3xx is a failure too
                 try:
                     body = await response.aread()
                 except httpx.TransportError:

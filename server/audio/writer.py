@@ -105,6 +105,7 @@ class AudioWriter:
         self._resample = _Resampler(source_rate, output.sample_rate)
         self._wav_parts: list[bytes] = []
         self._mp3 = None
+        self._mp3_started = False  # LAME refuses to flush an encoder that never saw a sample
         if output.format == "mp3":
             import lameenc
 
@@ -126,6 +127,7 @@ class AudioWriter:
         if fmt == "wav":
             self._wav_parts.append(pcm)
             return b""
+        self._mp3_started = True
         return bytes(self._mp3.encode(pcm))
 
     def write(self, samples: np.ndarray) -> bytes:
@@ -134,7 +136,7 @@ class AudioWriter:
     def close(self) -> bytes:
         tail = self._encode(self._resample(np.zeros(0, dtype=np.float32), last=True))
         if self.output.format == "mp3":
-            return tail + bytes(self._mp3.flush())
+            return tail + (bytes(self._mp3.flush()) if self._mp3_started else b"")
         if self.output.format == "wav":
             data = b"".join(self._wav_parts)
             return wav_header(len(data) // 2, self.output.sample_rate) + data

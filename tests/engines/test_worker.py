@@ -135,3 +135,21 @@ async def test_jobs_that_are_not_ready_sit_out():
         assert await drain(waiting) == [1]
     finally:
         await worker.stop()
+
+
+async def test_queued_jobs_whose_client_left_do_not_count_towards_429():
+    gate = threading.Event()
+    worker = make(Counter(gate), max_batch_size=1, max_queue_size=3, max_wait_ms=0)
+    try:
+        running = worker.submit({"name": "running", "i": 0, "n": 1})
+        gone = [worker.submit({"name": f"gone{k}", "i": 0, "n": 1}) for k in range(2)]
+        with pytest.raises(Overloaded):
+            worker.submit({"name": "refused", "i": 0, "n": 1})
+        for job in gone:
+            job.cancel()  # their clients disconnected while queued
+        late = worker.submit({"name": "late", "i": 0, "n": 1})
+        gate.set()
+        assert await drain(running) == [1] and await drain(late) == [1]
+    finally:
+        gate.set()
+        await worker.stop()

@@ -160,3 +160,23 @@ def test_client_disconnect_during_buffered_wav_stops_generation(fake_server):
         while engine.closed_early == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert engine.closed_early == 1 and engine.produced < 50
+
+
+def test_disconnect_before_the_first_audio_is_quiet(fake_server, caplog):
+    engine = FakeEngine(chunks=3, delay_s=1.0)
+    with fake_server(engine) as (base, _):
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{base}/v1/audio/speech", json=GOOD, timeout=0.3)
+        deadline = time.monotonic() + 5
+        while engine.closed_early == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.closed_early == 1 and engine.produced <= 1
+    assert "unhandled error" not in caplog.text  # no 500 and no traceback for a client that left
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav", "raw"])
+def test_no_audio_at_all_is_still_a_valid_response(fake_server, fmt):
+    with fake_server(FakeEngine(chunks=0)) as (base, _):
+        r = post(base, {**GOOD, "response_format": fmt})
+        assert r.status_code == 200
+        assert len(r.content) == {"mp3": 0, "wav": 44, "raw": 0}[fmt]

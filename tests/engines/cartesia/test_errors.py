@@ -176,3 +176,11 @@ async def test_no_key_means_unavailable_and_a_clear_error(make_engine, fake: Fak
 async def test_warmup_spends_nothing(engine: CartesiaEngine, fake: FakeCartesia) -> None:
     await engine.warmup()
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["bytes", "sse"])
+async def test_a_redirect_is_a_502_never_audio(engine: CartesiaEngine, fake: FakeCartesia, stream: bool) -> None:
+    # Redirects are not followed (the bearer key must not travel elsewhere), so a 3xx body is no audio.
+    fake.behaviour.tts_status = 307
+    got, err = await collect(engine, make_request(stream))
+    assert got == [] and isinstance(err, UpstreamError) and err.status_code == 502
