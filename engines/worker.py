@@ -37,7 +37,6 @@ class Job(Generic[S]):
         self._terminal = threading.Lock()  # fail() may come from the event loop, finish() from the worker
         self.finished = False
         self.failed = False
-        self.steps = 0
 
     # -- called from the worker thread --------------------------------------------------------
     def emit(self, item: Any) -> None:
@@ -234,7 +233,6 @@ class BatchWorker:
                 for job in batch:
                     job.fail(as_api_error(exc))
             for job in batch:
-                job.steps += 1
                 if job.finished:
                     self._active.remove(job)
                     self._leave(job, "jobs_failed" if job.failed else "jobs_completed")

@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import time
 
 import httpx
 import numpy as np
@@ -11,7 +12,7 @@ import soundfile as sf
 import soxr
 
 from server.audio.pcm import encode_pcm
-from tests.support.fake_engine import RATE, tone
+from tests.support.fake_engine import RATE, FakeEngine, tone
 
 MODEL = "hexgrad/Kokoro-82M"
 FULL = tone(3 * 2400)  # what the stand-in engine produces, in three chunks
@@ -95,11 +96,7 @@ def test_stream_is_sse_with_both_chunk_dialects_and_done(api):
 
 
 def test_first_stream_chunk_leaves_before_synthesis_ends(fake_server):
-    from tests.support.fake_engine import FakeEngine
-
     with fake_server(FakeEngine(chunks=3, delay_s=0.5)) as (base, _):
-        import time
-
         started = time.monotonic()
         body = {"model": MODEL, "input": "x", "voice": "alpha", "stream": True, "response_format": "raw"}
         with httpx.stream("POST", f"{base}/v1/audio/speech", json=body, timeout=30) as r:
