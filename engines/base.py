@@ -1,24 +1,29 @@
-"""The contract every model implements.
+"""The contract every model implements: an engine opens sessions; a session takes text and yields events.
 
-An engine turns a :class:`SynthesisRequest` into an async stream of audio chunks. Local models
-yield :class:`PcmChunk` (float32 mono at the model's native rate) and let the server resample and
-encode; a proxy whose upstream already speaks the requested wire format yields
-:class:`EncodedChunk` so that bytes pass through untouched. The server never asks which concrete
-engine it holds: it looks only at the chunk it got.
+A session is opened from validated parameters (voice, language, output, sampling, seed), planned
+and checked once, so a bad request fails before any audio exists. Text then arrives with
+:meth:`EngineSession.feed`, possibly in many pieces (a websocket, an LLM streaming its reply);
+:meth:`~EngineSession.commit` ends the input and :meth:`~EngineSession.clear` drops text not yet
+released to the model. :meth:`~EngineSession.events` yields what the session produces, in order:
+audio, word timings where the engine has them, and :class:`SessionEnd`. Closing a session cancels
+its remaining work within one model step. ``POST /v1/audio/speech`` is open + feed(input) + commit.
+
+Audio comes in one of three shapes. Local models yield :class:`PcmChunk` (float32 at the model's
+rate; the server resamples and encodes) or, when they convert on their own device,
+:class:`EncodedPcm` (already at the requested rate and encoding). A proxy whose upstream speaks
+the requested wire format yields :class:`EncodedChunk`, whose bytes pass through untouched.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from server.settings import Settings
 
 ResponseFormat = Literal["mp3", "wav", "raw"]
 ResponseEncoding = Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]
@@ -38,16 +43,20 @@ class OutputSpec:
     """What the client asked to receive. ``sample_rate=None`` means the model's native rate."""
 
     format: ResponseFormat = "wav"
-    encoding: ResponseEncoding = "pcm_f32le"
+    encoding: ResponseEncoding = "pcm_s16le"
     sample_rate: int | None = None
     bit_rate: int = 128000
     stream: bool = False
 
+    @property
+    def pcm_encoding(self) -> ResponseEncoding:
+        """The PCM the container is built from: the request's encoding for raw, 16-bit for wav and mp3."""
+        return self.encoding if self.format == "raw" else "pcm_s16le"
 
-@dataclass
-class SynthesisRequest:
+
+@dataclass(kw_only=True)
+class SessionParams:
     model: str
-    text: str
     voice: str
     language: str = "en"
     output: OutputSpec = field(default_factory=OutputSpec)
@@ -55,15 +64,35 @@ class SynthesisRequest:
     seed: int | None = None
     # Per-request sampling overrides for generative models (temperature, top_p, ...).
     sampling: dict[str, Any] = field(default_factory=dict)
+    word_timestamps: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+@dataclass(kw_only=True)
+class SynthesisRequest(SessionParams):
+    """Parameters plus the whole input: what one HTTP request asks for."""
+
+    text: str
+
+
+# -- events -------------------------------------------------------------------------------------
 @dataclass
 class PcmChunk:
-    """Mono float32 samples in [-1, 1]."""
+    """Mono float32 samples in [-1, 1]; ``offset`` is the first sample's index within the utterance."""
 
     samples: np.ndarray
     sample_rate: int
+    offset: int = 0
+
+
+@dataclass
+class EncodedPcm:
+    """Raw PCM already at the requested rate and in ``encoding`` (converted on the model's device)."""
+
+    data: bytes
+    sample_rate: int
+    encoding: ResponseEncoding
+    offset: int = 0
 
 
 @dataclass
@@ -73,7 +102,58 @@ class EncodedChunk:
     data: bytes
 
 
-AudioChunk = PcmChunk | EncodedChunk
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start: float  # seconds from the start of the utterance
+    end: float
+
+
+@dataclass
+class WordTimings:
+    words: list[WordTiming]
+
+
+@dataclass
+class SessionEnd:
+    """The utterance is complete: every committed character has been spoken."""
+
+
+AudioChunk = PcmChunk | EncodedPcm | EncodedChunk
+SessionEvent = PcmChunk | EncodedPcm | EncodedChunk | WordTimings | SessionEnd
+
+
+class EngineSession(abc.ABC):
+    """One utterance in progress; see the module docstring. Use it as an async context manager."""
+
+    def __init__(self, params: SessionParams) -> None:
+        self.params = params
+
+    @abc.abstractmethod
+    async def feed(self, text: str) -> None:
+        """Add text; whatever it settles (a sentence end, enough characters) starts synthesis."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """End of input: everything fed so far is spoken, then the session ends."""
+
+    @abc.abstractmethod
+    async def clear(self) -> None:
+        """Drop text fed but not yet released to the model (audio already in flight still arrives)."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[SessionEvent]:
+        """Audio, word timings and finally :class:`SessionEnd`. Iterate it once."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Cancel whatever is left (within one model step). Idempotent."""
+
+    async def __aenter__(self) -> EngineSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 class Engine(abc.ABC):
@@ -83,16 +163,19 @@ class Engine(abc.ABC):
     sample_rate: int = 24000
     #: Together language codes this engine can speak.
     languages: frozenset[str] = frozenset({"en"})
+    #: What a request without ``response_encoding`` gets. Hosted Together answers Kokoro and Orpheus
+    #: with pcm_s16le "regardless"; the spec's default (pcm_f32le) holds for the others.
+    default_encoding: ResponseEncoding = "pcm_s16le"
     #: Hosted Together ignores sample_rate/response_encoding for this model (always 24 kHz s16le).
-    #: With ``Settings.hosted_compat`` the server mimics that; see server/services/speech.py.
+    #: With ``hosted_compat`` the server mimics that; see server/services/speech.py.
     hosted_ignores_output_options: bool = True
 
-    def __init__(self, model_id: str, settings: Settings) -> None:
+    def __init__(self, model_id: str, settings: Any) -> None:
         self.model_id = model_id
-        self.settings = settings
+        self.settings = settings  # the server's settings, which include this engine's section
 
     @classmethod
-    def prefetch(cls, settings: Settings) -> list[str]:
+    def prefetch(cls, settings: Any) -> list[str]:
         """Download this model's weights into the local cache (``tts-server download``).
 
         Returns human-readable descriptions of what is now on disk. Runs without an event loop.
@@ -111,12 +194,23 @@ class Engine(abc.ABC):
         """The voices a request may name (for ``/v1/voices``)."""
 
     @abc.abstractmethod
-    async def validate(self, request: SynthesisRequest) -> None:
-        """Raise an :class:`server.errors.APIError` (4xx) before any audio is produced."""
+    async def open_session(self, params: SessionParams) -> EngineSession:
+        """Check and plan ``params``; raise an :class:`engines.errors.TTSError` for a bad request."""
 
-    @abc.abstractmethod
-    def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        """Stream audio for ``request``. Closing the iterator cancels the remaining work."""
+    async def validate(self, params: SessionParams) -> None:
+        """Check ``params`` without synthesizing anything (a session opened and closed at once)."""
+        session = await self.open_session(params)
+        await session.close()
+
+    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+        """Open a session, speak ``request.text`` whole, yield the audio. Closing the iterator cancels."""
+        session = await self.open_session(request)
+        async with contextlib.aclosing(session.events()) as events, session:
+            await session.feed(request.text)
+            await session.commit()
+            async for event in events:
+                if isinstance(event, PcmChunk | EncodedPcm | EncodedChunk):
+                    yield event
 
     async def close(self) -> None:
         """Stop workers and free the model."""

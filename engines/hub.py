@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.errors import ServiceUnavailable
+from engines.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Model name -> engine class, imported lazily so that serving Kokoro never imports transformers."""
+"""Model name -> engine class (imported lazily, so serving Kokoro never imports transformers), and
+each engine's settings section (light pydantic modules, imported eagerly to build the server's settings)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,40 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from server.errors import ModelNotFound
+from pydantic import BaseModel
+
+from engines.errors import ModelNotFound
 
 if TYPE_CHECKING:
     from engines.base import Engine
-    from server.settings import Settings
 
 
 @dataclass(frozen=True)
 class EngineSpec:
     model_id: str  # the canonical name clients send
     target: str  # "module:Class"
+    settings: str  # "module:Class" of its settings section
     aliases: tuple[str, ...] = ()
     alias_pattern: str | None = None  # regex for families such as cartesia/sonic-2
 
 
 ENGINES: tuple[EngineSpec, ...] = (
-    EngineSpec("hexgrad/Kokoro-82M", "engines.kokoro.engine:KokoroEngine", aliases=("kokoro",)),
-    EngineSpec("canopylabs/orpheus-3b-0.1-ft", "engines.orpheus.engine:OrpheusEngine", aliases=("orpheus",)),
+    EngineSpec(
+        "hexgrad/Kokoro-82M",
+        "engines.kokoro.engine:KokoroEngine",
+        "engines.kokoro.settings:KokoroSettings",
+        aliases=("kokoro",),
+    ),
+    EngineSpec(
+        "canopylabs/orpheus-3b-0.1-ft",
+        "engines.orpheus.engine:OrpheusEngine",
+        "engines.orpheus.settings:OrpheusSettings",
+        aliases=("orpheus",),
+    ),
     EngineSpec(
         "cartesia/sonic",
         "engines.cartesia.engine:CartesiaEngine",
+        "engines.cartesia.settings:CartesiaSettings",
         aliases=("sonic",),
         alias_pattern=r"cartesia/sonic(-[\w.-]+)?",
     ),
@@ -46,13 +60,22 @@ def resolve(name: str) -> EngineSpec:
     raise ModelNotFound(f"Model '{name}' is not served here. Known models: {known}.")
 
 
+def _load(target: str):
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def engine_class(name: str) -> tuple[str, type[Engine]]:
     """The canonical model id and the engine class for ``name``, importing its module now."""
     spec = resolve(name)
-    module_name, _, class_name = spec.target.partition(":")
-    return spec.model_id, getattr(importlib.import_module(module_name), class_name)
+    return spec.model_id, _load(spec.target)
 
 
-def create_engine(name: str, settings: Settings) -> Engine:
+def settings_sections() -> tuple[type[BaseModel], ...]:
+    """Every engine's settings class, for the server to compose into its own settings."""
+    return tuple(_load(spec.settings) for spec in ENGINES)
+
+
+def create_engine(name: str, settings: BaseModel) -> Engine:
     model_id, cls = engine_class(name)
     return cls(model_id, settings)

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from server.errors import Overloaded, ServiceUnavailable, as_api_error
+from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class Job(Generic[S]):
         self._terminal = threading.Lock()  # fail() may come from the event loop, finish() from the worker
         self.finished = False
         self.failed = False
+        self.steps = 0  # worker steps this job took part in
 
     # -- called from the worker thread --------------------------------------------------------
     def emit(self, item: Any) -> None:
@@ -182,6 +183,7 @@ class BatchWorker:
         job.finish()
 
     def _next_batch(self) -> list[Job[Any]] | None:
+        hold_until: float | None = None  # when to stop waiting for jobs that are about to be ready
         while True:
             leaving: list[Job[Any]] = []
             with self._cond:
@@ -208,6 +210,16 @@ class BatchWorker:
                 if not ready and self._active and not leaving:
                     self._cond.wait(0.05)
                     continue
+                # Requests that arrived together share their first step: a job that has never run
+                # and is still preparing (G2P) is worth up to max_wait_ms. A lone request waits for
+                # nobody, and the wait is once per batch, so arrivals can never starve a step.
+                arriving = len(ready) < len(self._active) and any(j.steps == 0 and j not in ready for j in self._active)
+                if ready and arriving and self.max_wait_s > 0 and not leaving:
+                    now = time.monotonic()
+                    hold_until = hold_until or now + self.max_wait_s
+                    if now < hold_until:
+                        self._cond.wait(min(hold_until - now, 0.05))
+                        continue
             for job in leaving:
                 self._leave(job, "jobs_cancelled")
             if ready or not self._active:
@@ -226,12 +238,14 @@ class BatchWorker:
             if not batch:
                 continue
             self._count("steps", batch_size=len(batch))
+            for job in batch:
+                job.steps += 1
             try:
                 self._step(batch)
             except Exception as exc:  # a failed step fails its batch, never the worker
                 logger.exception("%s: step failed", self.name)
                 for job in batch:
-                    job.fail(as_api_error(exc))
+                    job.fail(as_tts_error(exc))
             for job in batch:
                 if job.finished:
                     self._active.remove(job)

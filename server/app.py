@@ -18,20 +18,29 @@ from server.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-class DoubledVersionPrefix:
-    """Serve ``/v1/v1/...`` as ``/v1/...``.
+#: First path segments of the versioned API, which also answer without their ``/v1`` prefix.
+API_ROOTS = frozenset({"audio", "voices", "models"})
 
-    The together SDK v1 wants ``base_url=http://host:port/v1``; newer releases add ``/v1`` to every
-    path themselves. Accepting both lets one base URL work with every SDK release, unmodified.
+
+class VersionPrefix:
+    """Serve the API with ``/v1``, without it, and with it twice, so any base URL works.
+
+    The together SDKs v1 and v2 take ``base_url`` as given and append ``/audio/speech``; v3 appends
+    ``/v1/audio/speech`` itself. So ``http://host:port``, ``http://host:port/v1`` and v3's
+    ``/v1/v1/...`` all have to reach the same routes, with every SDK release, unmodified.
     """
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"].startswith("/v1/v1/"):
-            raw_path = scope.get("raw_path")
-            scope = dict(scope, path=scope["path"][3:], raw_path=raw_path[3:] if raw_path else None)
+        if scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            raw = scope.get("raw_path") or path.encode()
+            if path.startswith("/v1/v1/"):
+                scope = dict(scope, path=path[3:], raw_path=raw[3:])
+            elif path.split("/", 2)[1] in API_ROOTS:
+                scope = dict(scope, path="/v1" + path, raw_path=b"/v1" + raw)
         await self.app(scope, receive, send)
 
 
@@ -53,7 +62,7 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     app.state.settings = settings
     app.state.engine_pool = pool
     app.state.speech_service = SpeechService(pool, settings)
-    app.add_middleware(DoubledVersionPrefix)
+    app.add_middleware(VersionPrefix)
     install_error_handlers(app)
     for module in (speech, voices, health):
         app.include_router(module.router)

@@ -84,9 +84,7 @@ class EnginePool:
         engine = self.lookup(name)
         status = self.status[engine.model_id]
         if status == "loading":
-            raise ServiceUnavailable(
-                f"Model '{engine.model_id}' is still loading; retry shortly.", headers={"Retry-After": "5"}
-            )
+            raise ServiceUnavailable(f"Model '{engine.model_id}' is still loading; retry shortly.", retry_after="5")
         if status == "failed":
             raise ServiceUnavailable(f"Model '{engine.model_id}' failed to load: {self.errors[engine.model_id]}")
         return engine

@@ -1,11 +1,9 @@
-"""The one error hierarchy of the server.
-
-Every failure a client can see is a :class:`APIError`. Engines raise these too, so the HTTP
-layer maps them to Together's error body in exactly one place (:func:`install_error_handlers`)
-and the streaming encoder turns the same objects into a final SSE event.
+"""Engine failures as HTTP: one table from error class to status and Together's error body.
 
 Together's body is ``{"error": {"message", "type", "param", "code"}}``; the ``together`` SDKs
-assert on that shape, so nothing may ever answer with FastAPI's ``{"detail": ...}``.
+assert on that shape, so nothing may ever answer with FastAPI's ``{"detail": ...}``. The error
+classes themselves live in :mod:`engines.errors` (engines raise them without knowing about HTTP);
+the server adds only what is HTTP's own (a missing or wrong key) and maps everything here.
 """
 
 from __future__ import annotations
@@ -13,126 +11,104 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engines.errors import (
+    InputTooLong,
+    InternalError,
+    InvalidRequest,
+    InvalidVoice,
+    ModelNotFound,
+    Overloaded,
+    ServiceUnavailable,
+    TTSError,
+    Unsupported,
+    UnsupportedLanguage,
+    UpstreamError,
+    UpstreamTimeout,
+    as_tts_error,
+)
+
 logger = logging.getLogger(__name__)
 
+APIError = TTSError  # the name the HTTP layer has always used
 
-class APIError(Exception):
-    """An error with an HTTP status and Together's error body."""
-
-    status_code: int = 500
-    type: str = "server_error"
-    code: str | None = None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-class InvalidRequest(APIError):
-    """The request is malformed or names something this model does not support (400)."""
-
-    status_code = 400
-    type = "invalid_request_error"
-    code = "invalid_request"
+__all__ = [
+    "APIError",
+    "AuthenticationFailed",
+    "HTTPError",
+    "InputTooLong",
+    "InternalError",
+    "InvalidRequest",
+    "InvalidVoice",
+    "ModelNotFound",
+    "Overloaded",
+    "ServiceUnavailable",
+    "TTSError",
+    "Unsupported",
+    "UnsupportedLanguage",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "as_api_error",
+    "error_body",
+    "error_headers",
+    "http_status",
+    "install_error_handlers",
+]
 
 
-class InvalidVoice(InvalidRequest):
-    code = "invalid_voice"
+class AuthenticationFailed(TTSError):
+    """A missing or wrong bearer key: the HTTP layer's own failure."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="voice")
-
-
-class UnsupportedLanguage(InvalidRequest):
-    code = "unsupported_language"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="language")
-
-
-class InputTooLong(InvalidRequest):
-    code = "input_too_long"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="input")
-
-
-class AuthenticationFailed(APIError):
-    status_code = 401
-    type = "invalid_request_error"
     code = "invalid_api_key"
 
 
-class ModelNotFound(APIError):
-    status_code = 404
-    type = "invalid_request_error"
-    code = "model_not_available"
+class HTTPError(TTSError):
+    """A status Starlette decided (404 for an unknown route, 405, 413...)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="model")
-
-
-class Overloaded(APIError):
-    """Too many requests queued for a model: the client should back off and retry (429)."""
-
-    status_code = 429
-    type = "rate_limit_exceeded"
-    code = "server_overloaded"
-
-    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+    def __init__(self, status: int, message: str, *, code: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.headers = headers or {}
 
 
-class UpstreamError(APIError):
-    """A proxied provider failed or rejected the server's own credentials (502)."""
-
-    status_code = 502
-    type = "upstream_error"
-    code = "upstream_error"
-
-
-class UpstreamTimeout(APIError):
-    status_code = 504
-    type = "upstream_error"
-    code = "upstream_timeout"
+# Most specific first: the first class an error is an instance of decides its status and type.
+_HTTP: tuple[tuple[type[TTSError], int, str], ...] = (
+    (AuthenticationFailed, 401, "invalid_request_error"),
+    (InvalidRequest, 400, "invalid_request_error"),
+    (ModelNotFound, 404, "invalid_request_error"),
+    (Overloaded, 429, "rate_limit_exceeded"),
+    (UpstreamTimeout, 504, "upstream_error"),
+    (UpstreamError, 502, "upstream_error"),
+    (ServiceUnavailable, 503, "service_unavailable"),
+)
 
 
-class ServiceUnavailable(APIError):
-    """The model exists but cannot serve now: still loading, or a dependency is missing (503)."""
-
-    status_code = 503
-    type = "service_unavailable"
-    code = "service_unavailable"
-
-
-class InternalError(APIError):
-    """Anything unexpected. The message is generic on purpose: tracebacks stay in the log."""
-
-    status_code = 500
-    type = "server_error"
-    code = "internal_error"
+def _entry(err: TTSError) -> tuple[int, str]:
+    if isinstance(err, HTTPError):
+        return err.status, "invalid_request_error"
+    for cls, status, kind in _HTTP:
+        if isinstance(err, cls):
+            return status, kind
+    return 500, "server_error"
 
 
-def as_api_error(exc: BaseException) -> APIError:
-    """Return ``exc`` if it is an APIError, else log it and hide it behind a generic 500."""
-    if isinstance(exc, APIError):
-        return exc
-    logger.error("unhandled error", exc_info=exc)
-    return InternalError("The server failed to process the request.")
+def http_status(err: TTSError) -> int:
+    return _entry(err)[0]
+
+
+def error_body(err: TTSError) -> dict[str, Any]:
+    return {"error": {"message": err.message, "type": _entry(err)[1], "param": err.param, "code": err.code}}
+
+
+def error_headers(err: TTSError) -> dict[str, str]:
+    headers = dict(getattr(err, "headers", {}))
+    if err.retry_after is not None:
+        headers["Retry-After"] = err.retry_after
+    if isinstance(err, AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    return headers
+
+
+as_api_error = as_tts_error
 
 
 def _validation_error(exc: Any) -> InvalidRequest:
@@ -147,31 +123,31 @@ def _validation_error(exc: Any) -> InvalidRequest:
     return InvalidRequest(f"Invalid value for '{param}': {msg}" if param else msg, param=param)
 
 
+def error_response(err: TTSError):  # -> JSONResponse
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(error_body(err), status_code=http_status(err), headers=error_headers(err))
+
+
 def install_error_handlers(app: Any) -> None:
     """Map every exception the app can raise to Together's error body."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    def respond(err: APIError) -> JSONResponse:
-        return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers)
+    async def on_api_error(_request: Any, exc: TTSError):
+        return error_response(exc)
 
-    async def on_api_error(_request: Any, exc: APIError) -> JSONResponse:
-        return respond(exc)
+    async def on_validation(_request: Any, exc: RequestValidationError):
+        return error_response(_validation_error(exc))
 
-    async def on_validation(_request: Any, exc: RequestValidationError) -> JSONResponse:
-        return respond(_validation_error(exc))
+    async def on_http(_request: Any, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
+        return error_response(HTTPError(exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {})))
 
-    async def on_http(_request: Any, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
-        err = APIError(str(exc.detail), code=kind, headers=dict(exc.headers or {}))
-        err.status_code, err.type = exc.status_code, "invalid_request_error"
-        return respond(err)
+    async def on_unexpected(_request: Any, exc: Exception):
+        return error_response(as_tts_error(exc))
 
-    async def on_unexpected(_request: Any, exc: Exception) -> JSONResponse:
-        return respond(as_api_error(exc))
-
-    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(TTSError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

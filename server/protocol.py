@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engines.base import OutputSpec, SynthesisRequest
+from engines.base import OutputSpec, SessionParams, WordTiming
 
 # Together's language enum for /audio/speech. A model may speak fewer of these (checked later).
 Language = Literal["en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"]
@@ -24,7 +24,9 @@ class SpeechRequest(BaseModel):
     voice: str = Field(min_length=1)
     response_format: Literal["mp3", "wav", "raw"] = "wav"
     language: Language = "en"
-    response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] = "pcm_f32le"
+    # Absent means the model's default: pcm_s16le for Kokoro and Orpheus (what hosted Together
+    # always answers for them), pcm_f32le (the spec's default) for Cartesia.
+    response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] | None = None
     # Absent means the model's native rate (24000 for Kokoro and Orpheus, 44100 for Sonic).
     sample_rate: int | None = Field(None, ge=8000, le=48000)
     bit_rate: Literal[32000, 64000, 96000, 128000, 192000] = 128000
@@ -37,6 +39,11 @@ class SpeechRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (Orpheus).")
     repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="Repetition penalty (Orpheus).")
     max_tokens: int | None = Field(None, ge=7, le=16384, description="Most audio tokens per segment (Orpheus).")
+    word_timestamps: bool = Field(
+        False,
+        description="Also return word start/end times: as their own SSE events when streaming, else a JSON "
+        "response carrying the audio and the words (Kokoro English, Cartesia; Orpheus has none: 400).",
+    )
 
     @field_validator("input")
     @classmethod
@@ -45,7 +52,7 @@ class SpeechRequest(BaseModel):
             raise ValueError("input must contain text")
         return value
 
-    def to_synthesis(self) -> SynthesisRequest:
+    def to_params(self) -> SessionParams:
         sampling = {
             k: v
             for k, v in (
@@ -56,14 +63,13 @@ class SpeechRequest(BaseModel):
             )
             if v is not None
         }
-        return SynthesisRequest(
+        return SessionParams(
             model=self.model,
-            text=self.input,
             voice=self.voice,
             language=self.language,
             output=OutputSpec(
                 format=self.response_format,
-                encoding=self.response_encoding,
+                encoding=self.response_encoding or "pcm_s16le",  # the service applies the model's default
                 sample_rate=self.sample_rate,
                 bit_rate=self.bit_rate,
                 stream=self.stream,
@@ -71,6 +77,7 @@ class SpeechRequest(BaseModel):
             speed=self.speed,
             seed=self.seed,
             sampling=sampling,
+            word_timestamps=self.word_timestamps,
         )
 
 
@@ -91,17 +98,66 @@ class ListVoicesResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """One model, readable as Together's model object and as OpenAI's."""
+
     id: str
     object: Literal["model"] = "model"
     created: int = Field(default_factory=lambda: int(time.time()))
-    owned_by: str = "tts-server"
     type: Literal["audio"] = "audio"
+    display_name: str
+    organization: str
+    owned_by: str
     available: bool = True
+
+    @classmethod
+    def for_model(cls, model_id: str, available: bool) -> ModelCard:
+        organization = model_id.split("/", 1)[0] if "/" in model_id else "tts-server"
+        name = model_id.rsplit("/", 1)[-1]
+        return cls(
+            id=model_id, display_name=name, organization=organization, owned_by=organization, available=available
+        )
 
 
 class ModelList(BaseModel):
+    """OpenAI's list shape (Together's SDKs read a bare array of cards instead)."""
+
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class WordEntry(BaseModel):
+    word: str
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+
+    @classmethod
+    def of(cls, timing: WordTiming) -> WordEntry:
+        return cls(word=timing.word, start=timing.start, end=timing.end)
+
+
+class SpeechWithTimestamps(BaseModel):
+    """Non-streaming response when ``word_timestamps`` is true (an extension)."""
+
+    object: Literal["audio.speech"] = "audio.speech"
+    id: str
+    model: str
+    content_type: str = Field(description="What `audio` decodes to: audio/wav, audio/mpeg or application/octet-stream.")
+    sample_rate: int
+    encoding: str | None = Field(None, description="PCM encoding of raw audio.")
+    audio: str = Field(description="Base64 of the audio in the requested response_format.")
+    words: list[WordEntry]
+
+
+def word_timestamps_event(model: str, item_id: str, words: list[WordTiming]) -> dict[str, Any]:
+    """An SSE event with word timings (an extension). It carries no ``b64``/``delta``, so clients
+    that read only audio chunks skip it; it is sent only to requests that asked for timestamps."""
+    return {
+        "object": "audio.tts.word_timestamps",
+        "type": "conversation.item.word_timestamps",
+        "model": model,
+        "item_id": item_id,
+        "words": [WordEntry.of(w).model_dump() for w in words],
+    }
 
 
 def stream_chunk(model: str, item_id: str, b64: str) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from server.errors import APIError, as_api_error
-from server.protocol import stream_chunk
+from engines.base import WordTiming, WordTimings
+from server.errors import as_tts_error, error_body
+from server.protocol import stream_chunk, word_timestamps_event
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,40 +36,61 @@ def sse_event(payload: dict) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def sse_stream(model: str, item_id: str, first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Frame audio bytes as Together SSE chunks; a failure mid-stream becomes a final error event."""
+Item = bytes | WordTimings  # what SpeechService.audio_events yields
+
+
+async def sse_stream(model: str, item_id: str, first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[bytes]:
+    """Frame audio (and word timings) as Together SSE events; a failure mid-stream becomes a final error event."""
+
+    def frame(item: Item) -> bytes:
+        if isinstance(item, WordTimings):
+            return sse_event(word_timestamps_event(model, item_id, item.words))
+        return sse_event(stream_chunk(model, item_id, base64.b64encode(item).decode()))
+
     try:
         if first:
-            yield sse_event(stream_chunk(model, item_id, base64.b64encode(first).decode()))
-        async for data in rest:
-            yield sse_event(stream_chunk(model, item_id, base64.b64encode(data).decode()))
-    except APIError as exc:
-        yield sse_event(exc.body())
+            yield frame(first)
+        async for item in rest:
+            yield frame(item)
     except Exception as exc:  # the status line is gone; report in-band instead of dropping the stream
-        yield sse_event(as_api_error(exc).body())
+        yield sse_event(error_body(as_tts_error(exc)))
     yield DONE
 
 
-async def prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for data in rest:
-        yield data
+async def audio_only(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[bytes]:
+    """The audio bytes, in order (word timings are not part of a plain audio body)."""
+    for item in (first,):
+        if isinstance(item, bytes) and item:
+            yield item
+    async for item in rest:
+        if isinstance(item, bytes) and item:
+            yield item
 
 
-async def first_chunk(stream: AsyncIterator[bytes]) -> bytes:
-    """The first non-empty chunk, so errors before any audio still get a proper status code."""
-    async for data in stream:
-        if data:
-            return data
+async def first_item(stream: AsyncIterator[Item]) -> Item:
+    """The first non-empty item, so errors before any audio still get a proper status code."""
+    async for item in stream:
+        if item:
+            return item
     return b""
 
 
-async def collect(first: bytes, stream: AsyncIterator[bytes]) -> bytes:
-    parts = [first]
-    async for data in stream:
-        parts.append(data)
-    return b"".join(parts)
+async def collect(first: Item, stream: AsyncIterator[Item]) -> tuple[bytes, list[WordTiming]]:
+    audio: list[bytes] = []
+    words: list[WordTiming] = []
+    async for item in prepend(first, stream):
+        if isinstance(item, WordTimings):
+            words.extend(item.words)
+        else:
+            audio.append(item)
+    return b"".join(audio), words
+
+
+async def prepend(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    if first:
+        yield first
+    async for item in rest:
+        yield item
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T], poll_s: float = 0.1) -> T:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from engines.base import WordTimings
 from engines.cartesia import sse, upstream_errors
-from server.errors import ServiceUnavailable, UpstreamError
+from engines.errors import ServiceUnavailable, UpstreamError
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from engines.cartesia.settings import CartesiaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _h2_installed() -> bool:
 class CartesiaClient:
     """Cartesia's three endpoints the proxy needs: /tts/bytes, /tts/sse and /voices."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CartesiaSettings) -> None:
         key = settings.cartesia_api_key
         self._api_key: str | None = key.get_secret_value() if key is not None else None
         self._settings = settings
@@ -126,8 +127,8 @@ class CartesiaClient:
             except httpx.TransportError as exc:
                 raise upstream_errors.from_transport(exc) from exc
 
-    async def stream_sse(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        """POST /tts/sse: each ``chunk`` event's decoded audio, the moment the event completes."""
+    async def stream_sse(self, body: dict[str, Any]) -> AsyncIterator[bytes | WordTimings]:
+        """POST /tts/sse: each ``chunk`` event's decoded audio (and word timings), as events complete."""
         async with self._open("POST", "/tts/sse", json=body, headers={"Accept": "text/event-stream"}) as response:
             try:
                 async for audio in sse.iter_audio(response.aiter_lines(), api_key=self._api_key):

@@ -7,6 +7,7 @@ Streaming uses POST /tts/sse (raw PCM per event); everything else POST /tts/byte
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import Counter
@@ -14,14 +15,25 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from engines.base import EncodedChunk, Engine, SynthesisRequest, Voice
+from engines.base import (
+    EncodedChunk,
+    EncodedPcm,
+    Engine,
+    EngineSession,
+    SessionEnd,
+    SessionEvent,
+    SessionParams,
+    Voice,
+    WordTimings,
+)
 from engines.cartesia.client import CartesiaClient
-from engines.cartesia.mapping import CARTESIA_LANGUAGES, build_tts_body, cartesia_model_id, check_request
+from engines.cartesia.mapping import CARTESIA_LANGUAGES, build_tts_body, cartesia_model_id, check_request, uses_sse
 from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cartesia_catalog
-from server.errors import APIError, ServiceUnavailable
+from engines.errors import InvalidRequest, ServiceUnavailable, TTSError, UpstreamError
+from engines.pcm_device import BYTES_PER_SAMPLE
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from engines.cartesia.settings import CartesiaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +44,9 @@ class CartesiaEngine(Engine):
     sample_rate = 44100  # Together's default for Sonic, used when the client names no rate
     languages = CARTESIA_LANGUAGES
     hosted_ignores_output_options = False  # hosted Together honours every output field for Sonic
+    default_encoding = "pcm_f32le"  # the spec's default holds for Sonic
 
-    def __init__(self, model_id: str, settings: Settings) -> None:
+    def __init__(self, model_id: str, settings: CartesiaSettings) -> None:
         super().__init__(model_id, settings)
         self._client = CartesiaClient(settings)
         self._upstream_voices = (
@@ -79,50 +92,54 @@ class CartesiaEngine(Engine):
                 "the operator must set CARTESIA_API_KEY."
             )
 
-    def _with_sample_rate(self, request: SynthesisRequest) -> SynthesisRequest:
-        """``request`` with an explicit output rate: ``sample_rate=None`` means the engine's own.
+    def _with_sample_rate(self, params: SessionParams) -> SessionParams:
+        """``params`` with an explicit output rate: ``sample_rate=None`` means the engine's own.
 
         The server's SpeechService already fills it in; this covers callers that use the engine
         directly, and is the only place the Cartesia code applies the default.
         """
-        if request.output.sample_rate is not None:
-            return request
-        output = dataclasses.replace(request.output, sample_rate=self.sample_rate)
-        return dataclasses.replace(request, output=output)
+        if params.output.sample_rate is not None:
+            return params
+        return dataclasses.replace(params, output=dataclasses.replace(params.output, sample_rate=self.sample_rate))
 
-    async def validate(self, request: SynthesisRequest) -> None:
+    async def open_session(self, params: SessionParams) -> CartesiaSession:
         self._require_key()
-        check_request(self._with_sample_rate(request))
-        await self._voice_resolver().resolve(request.voice)
+        params = self._with_sample_rate(params)
+        check_request(params)
+        voice_id = await self._voice_resolver().resolve(params.voice)
+        return CartesiaSession(self, params, voice_id)
 
-    def synthesize(self, request: SynthesisRequest) -> AsyncIterator[EncodedChunk]:
-        return self._proxy(self._with_sample_rate(request))
-
-    async def _proxy(self, request: SynthesisRequest) -> AsyncIterator[EncodedChunk]:
-        # Repeated here (cheap: the voice is cached) so synthesize is safe without validate.
-        self._require_key()
-        check_request(request)
-        voice_id = await self._voice_resolver().resolve(request.voice)
+    async def proxy(self, params: SessionParams, text: str, voice_id: str) -> AsyncIterator[SessionEvent]:
+        """One upstream request for ``text``; audio (and word timings) yielded as Cartesia sends them."""
         body = build_tts_body(
-            request,
-            model_id=cartesia_model_id(request.model, self.settings.cartesia_model_id),
+            params,
+            text,
+            model_id=cartesia_model_id(params.model, self.settings.cartesia_model_id),
             voice_id=voice_id,
         )
-        streaming = request.output.stream
+        via_sse = uses_sse(params)
         self._counters["requests"] += 1
-        self._counters["stream_requests" if streaming else "bytes_requests"] += 1
-        upstream = self._client.stream_sse(body) if streaming else self._client.stream_bytes(body)
+        self._counters["stream_requests" if via_sse else "bytes_requests"] += 1
+        upstream = self._client.stream_sse(body) if via_sse else self._client.stream_bytes(body)
+        encoding, offset = params.output.pcm_encoding, 0
         try:
             # aclosing: when our consumer stops early (client gone), the upstream response closes now.
             async with aclosing(upstream) as chunks:
                 async for data in chunks:
+                    if isinstance(data, WordTimings):
+                        yield data
+                        continue
                     self._counters["chunks"] += 1
                     self._counters["bytes"] += len(data)
-                    yield EncodedChunk(data)
-        except APIError as exc:
+                    if via_sse:  # raw PCM in the encoding we asked for: the server frames it
+                        yield EncodedPcm(data, params.output.sample_rate, encoding, offset)
+                        offset += len(data) // BYTES_PER_SAMPLE[encoding]
+                    else:
+                        yield EncodedChunk(data)
+        except TTSError as exc:
             self._counters["upstream_errors"] += 1
-            if exc.status_code >= 500:  # the operator's problem (key, outage, network): say so in the log
-                logger.warning("cartesia request %s failed: %s", request.request_id, exc.message)
+            if isinstance(exc, UpstreamError):  # the operator's problem (key, outage, network): say so in the log
+                logger.warning("cartesia request %s failed: %s", params.request_id, exc.message)
             raise
 
     def stats(self) -> dict[str, Any]:
@@ -132,3 +149,49 @@ class CartesiaEngine(Engine):
             "http2": self._client.http2,
             "voice_list_fetches": self._upstream_voices.fetches if self._upstream_voices else 0,
         }
+
+
+class CartesiaSession(EngineSession):
+    """Buffers fed text until the commit, then makes one upstream request.
+
+    Cartesia's HTTP endpoints take a whole transcript; truly incremental input uses its websocket
+    (``context_id`` + ``continue``), which the realtime route brings.
+    """
+
+    def __init__(self, engine: CartesiaEngine, params: SessionParams, voice_id: str) -> None:
+        super().__init__(params)
+        self._engine = engine
+        self._voice_id = voice_id
+        self._text: list[str] = []
+        self._committed = asyncio.Event()
+        self._closed = False
+
+    async def feed(self, text: str) -> None:
+        self._check_open()
+        self._text.append(text)
+
+    async def commit(self) -> None:
+        self._check_open()
+        self._committed.set()
+
+    async def clear(self) -> None:
+        self._check_open()
+        self._text.clear()
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        await self._committed.wait()
+        text = "".join(self._text).strip()
+        if text and not self._closed:
+            async with aclosing(self._engine.proxy(self.params, text, self._voice_id)) as events:
+                async for event in events:
+                    yield event
+        if not self._closed:
+            yield SessionEnd()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._committed.set()
+
+    def _check_open(self) -> None:
+        if self._closed or self._committed.is_set():
+            raise InvalidRequest("This session is closed or its input was already committed.")

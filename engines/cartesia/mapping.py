@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.base import OutputSpec, SynthesisRequest
-from server.errors import InvalidRequest
+from engines.base import SessionParams
+from engines.errors import InvalidRequest
 
 #: The only output rates Cartesia accepts, for every container.
 CARTESIA_SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 22050, 24000, 44100, 48000)
@@ -43,7 +43,7 @@ def cartesia_model_id(requested_model: str, default_model_id: str) -> str:
     return default_model_id
 
 
-def check_request(request: SynthesisRequest) -> None:
+def check_request(request: SessionParams) -> None:
     """Raise the 400 Cartesia would give for its own limits, before spending anything upstream."""
     output = request.output
     if output.sample_rate not in CARTESIA_SAMPLE_RATES:
@@ -61,23 +61,32 @@ def check_request(request: SynthesisRequest) -> None:
         )
 
 
-def output_format(output: OutputSpec) -> dict[str, Any]:
+def uses_sse(params: SessionParams) -> bool:
+    """Streams, and word timestamps (only /tts/sse has them), go through /tts/sse as raw PCM."""
+    return params.output.stream or params.word_timestamps
+
+
+def output_format(params: SessionParams) -> dict[str, Any]:
+    output = params.output
+    if uses_sse(params):
+        # /tts/sse speaks raw only; for a wav/mp3 with timestamps the server builds the container.
+        return {"container": "raw", "encoding": output.pcm_encoding, "sample_rate": output.sample_rate}
     if output.format == "mp3":
         return {"container": "mp3", "sample_rate": output.sample_rate, "bit_rate": output.bit_rate}
-    # /tts/sse only speaks raw; the server has already refused stream with another container.
-    container = "raw" if output.stream else output.format
-    return {"container": container, "encoding": output.encoding, "sample_rate": output.sample_rate}
+    return {"container": output.format, "encoding": output.encoding, "sample_rate": output.sample_rate}
 
 
-def build_tts_body(request: SynthesisRequest, *, model_id: str, voice_id: str) -> dict[str, Any]:
+def build_tts_body(params: SessionParams, text: str, *, model_id: str, voice_id: str) -> dict[str, Any]:
     """The JSON body for POST /tts/bytes or /tts/sse (they share one schema)."""
     body: dict[str, Any] = {
         "model_id": model_id,
-        "transcript": request.text,
+        "transcript": text,
         "voice": {"mode": "id", "id": voice_id},
-        "output_format": output_format(request.output),
-        "language": request.language,
+        "output_format": output_format(params),
+        "language": params.language,
     }
-    if request.speed != 1.0:
-        body["generation_config"] = {"speed": request.speed}
+    if params.speed != 1.0:
+        body["generation_config"] = {"speed": params.speed}
+    if params.word_timestamps:
+        body["add_timestamps"] = True
     return body

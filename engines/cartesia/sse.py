@@ -1,8 +1,9 @@
 """Reading Cartesia's POST /tts/sse stream.
 
 The wire is standard Server-Sent Events: ``event: <type>`` then ``data: <json>`` then a blank
-line. The JSON carries ``type`` too: ``chunk`` (base64 audio in ``data``), ``done``, ``error``,
-and events we do not need (``timestamps``, ``phoneme_timestamps``, ``flush_done``).
+line. The JSON carries ``type`` too: ``chunk`` (base64 audio in ``data``), ``timestamps`` (word
+timings, with ``add_timestamps``), ``done``, ``error``, and events we do not need
+(``phoneme_timestamps``, ``flush_done``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from engines.base import WordTiming, WordTimings
 from engines.cartesia import upstream_errors
-from server.errors import UpstreamError
+from engines.errors import UpstreamError
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,19 @@ def _payload(event: SseEvent) -> dict[str, Any]:
     return payload
 
 
-async def iter_audio(lines: AsyncIterator[str], *, api_key: str | None) -> AsyncIterator[bytes]:
-    """Yield each chunk's decoded audio the moment its event is complete; raise on ``error``."""
+def word_timings(payload: dict[str, Any]) -> WordTimings | None:
+    """Cartesia's ``word_timestamps: {words, start, end}`` (seconds), as our event."""
+    stamps = payload.get("word_timestamps")
+    if not isinstance(stamps, dict):
+        return None
+    words, starts, ends = stamps.get("words"), stamps.get("start"), stamps.get("end")
+    if not (isinstance(words, list) and isinstance(starts, list) and isinstance(ends, list)):
+        raise UpstreamError("Cartesia sent word timestamps of an unexpected shape.")
+    return WordTimings([WordTiming(str(w), float(a), float(b)) for w, a, b in zip(words, starts, ends)])
+
+
+async def iter_audio(lines: AsyncIterator[str], *, api_key: str | None) -> AsyncIterator[bytes | WordTimings]:
+    """Yield each chunk's decoded audio (and word timings) the moment its event completes; raise on ``error``."""
     async for event in iter_sse_events(lines):
         payload = _payload(event)
         kind = payload.get("type") or event.event
@@ -74,6 +87,10 @@ async def iter_audio(lines: AsyncIterator[str], *, api_key: str | None) -> Async
                 yield audio
             if payload.get("done") is True:
                 return
+        elif kind == "timestamps":
+            words = word_timings(payload)
+            if words is not None and words.words:
+                yield words
         elif kind == "error":
             raise upstream_errors.from_error_event(payload, api_key)
         elif kind == "done":

@@ -1,4 +1,4 @@
-"""Cartesia's failures -> this server's :mod:`server.errors`, which the HTTP layer turns into Together's body.
+"""Cartesia's failures -> :mod:`engines.errors`, which the HTTP layer turns into Together's body.
 
 The policy (issue 4): Cartesia's own 400/404/422 are the client's fault and keep Cartesia's message;
 401/403 mean *our* key is wrong, which the client cannot fix, so they become a 502 that never quotes
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from server.errors import APIError, InvalidRequest, Overloaded, UpstreamError, UpstreamTimeout
+from engines.errors import InvalidRequest, Overloaded, TTSError, UpstreamError, UpstreamTimeout
 
 #: Upstream text is quoted to clients, but never at unbounded length.
 MAX_MESSAGE_CHARS = 500
@@ -79,7 +79,7 @@ def from_status(
     *,
     headers: Mapping[str, str] | None = None,
     api_key: str | None = None,
-) -> APIError:
+) -> TTSError:
     """Map one upstream failure status (HTTP response or SSE error event) to our error."""
     detail = _redact(message or f"HTTP {status}", api_key)
     if status in _CLIENT_FAULT_STATUSES:
@@ -94,16 +94,16 @@ def from_status(
         seconds = retry_after_seconds(raw)
         err = Overloaded(f"Cartesia is rate limiting this server: {detail}", retry_after_s=seconds or 1)
         if raw and seconds is None:
-            err.headers["Retry-After"] = raw  # an HTTP date: pass it on untouched
+            err.retry_after = raw  # an HTTP date: pass it on untouched
         return err
     return UpstreamError(f"Cartesia failed (HTTP {status}): {detail}")
 
 
-def from_response(status: int, body: bytes, headers: Mapping[str, str], api_key: str | None) -> APIError:
+def from_response(status: int, body: bytes, headers: Mapping[str, str], api_key: str | None) -> TTSError:
     return from_status(status, message_from_body(body), headers=headers, api_key=api_key)
 
 
-def from_error_event(event: Mapping[str, Any], api_key: str | None) -> APIError:
+def from_error_event(event: Mapping[str, Any], api_key: str | None) -> TTSError:
     """An SSE ``error`` event; its ``status_code`` says whose fault it is (500 when missing)."""
     status = event.get("status_code")
     if not isinstance(status, int) or status < 400:
@@ -111,7 +111,7 @@ def from_error_event(event: Mapping[str, Any], api_key: str | None) -> APIError:
     return from_status(status, message_from_payload(event), api_key=api_key)
 
 
-def from_transport(exc: httpx.TransportError) -> APIError:
+def from_transport(exc: httpx.TransportError) -> TTSError:
     """Connection-level failures: timeouts are 504, everything else (refused, reset, TLS) is 502."""
     if isinstance(exc, httpx.TimeoutException):
         kind = {

@@ -24,7 +24,7 @@ from typing import Any
 
 import voices as packaged_voices
 from engines.base import Voice
-from server.errors import APIError, InvalidVoice, ServiceUnavailable
+from engines.errors import InvalidVoice, ServiceUnavailable, TTSError
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class UpstreamVoiceCache:
             self.fetches += 1
             try:
                 items = await self._fetch()
-            except APIError:
+            except TTSError:
                 if self._fetched_at is None:
                     raise
                 # A stale list still resolves names that existed a moment ago; retry after a TTL.

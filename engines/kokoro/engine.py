@@ -1,53 +1,38 @@
 """The Kokoro-82M engine.
 
-Text is split into segments (short first one for fast first audio), phonemized on a G2P thread
-while earlier segments are already being synthesized, and fed to a :class:`BatchWorker` that owns
-the model. Each worker step synthesizes the next phoneme chunk of every ready request, so
-concurrent requests interleave instead of queueing behind each other.
+A session segments its text as it arrives; each segment is phonemized on the G2P threads (a
+request's first segment ahead of the rest) and queued as phoneme chunks on the request's job. The
+:class:`BatchWorker` that owns the model hands every ready request to :class:`KokoroBatcher`,
+which runs the next chunk of all of them in padded batches (see batcher.py) and converts the audio
+on the model's device.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import time
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+import random
 from typing import Any
 
-import numpy as np
 import torch
 
-from engines.audio import fade
-from engines.base import Engine, PcmChunk, SynthesisRequest, Voice
+from engines.base import Engine, SessionParams, SynthesisRequest, Voice
+from engines.errors import ServiceUnavailable, Unsupported, as_tts_error
 from engines.kokoro import loader
-from engines.kokoro.g2p import LANGUAGES, Phonemizer, lang_code_for
+from engines.kokoro.batched import BatchedKokoro
+from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
+from engines.kokoro.g2p import LANGUAGES, PhonemeChunk, lang_code_for
+from engines.kokoro.g2p_pool import FIRST, LATER, G2PPool
+from engines.kokoro.requests import KokoroRequest, new_item
+from engines.kokoro.timestamps import SAMPLE_RATE, token_spans
 from engines.kokoro.voices import VoiceBank
-from engines.text import segment_text
+from engines.session import WorkerSession
+from engines.text import TextSegmenter
 from engines.worker import BatchWorker, Job
-from server.errors import ServiceUnavailable, as_api_error
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24000
-EDGE_FADE_SAMPLES = 48  # 2 ms raised-cosine ramps: segment joins start and end at zero, no clicks
-
-
-@dataclass
-class _RequestState:
-    pack: torch.Tensor
-    speed: float
-    seed: int | None
-    chunks: collections.deque[str] = field(default_factory=collections.deque)
-    g2p_done: bool = False
-    synthesized: int = 0
-
-
-def smooth_edges(audio: np.ndarray, n: int = EDGE_FADE_SAMPLES) -> np.ndarray:
-    half = min(n, audio.size // 2)
-    return fade(fade(audio, half, rising=True), half, rising=False)
+__all__ = ["EDGE_FADE_SAMPLES", "KokoroEngine", "SAMPLE_RATE"]
 
 
 class KokoroEngine(Engine):
@@ -57,12 +42,11 @@ class KokoroEngine(Engine):
     def __init__(self, model_id: str, settings: Any) -> None:
         super().__init__(model_id, settings)
         self._model = None
+        self._device: torch.device | None = None
         self._bank: VoiceBank | None = None
-        self._phonemizer: Phonemizer | None = None
-        self._g2p_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kokoro-g2p")
+        self._g2p: G2PPool | None = None
         self._worker: BatchWorker | None = None
-        self._synth_seconds = 0.0
-        self._audio_seconds = 0.0
+        self.batcher: KokoroBatcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -73,120 +57,146 @@ class KokoroEngine(Engine):
         device = self.settings.resolved_device()
         directory = await asyncio.to_thread(loader.weights_dir, self.settings)
         self._model = await asyncio.to_thread(loader.load_kmodel, directory, device)
+        self._device = torch.device(device)
         self._bank = await asyncio.to_thread(VoiceBank, directory / "voices", device)
         if not self._bank.voices():
             raise ServiceUnavailable(f"No voices (*.pt) in {directory / 'voices'}.")
-        self._phonemizer = Phonemizer(self.model_id)
-        # English G2P (spaCy) takes a second to build: do it now rather than on the first request.
-        await self._on_g2p_thread(self._phonemizer.pipeline, "a")
+        self._g2p = G2PPool(self.model_id, self.settings.kokoro_g2p_workers)
+        # English G2P (spaCy) takes a second to build: do it now, on every thread, not on a request.
+        await self._g2p.on_every_thread(lambda phonemizer: phonemizer.pipeline("a"))
+        policy = self.settings.kokoro_batch_policy
+        if policy == "auto":
+            policy = "batched" if self._device.type == "cuda" else "front"
+        self.batcher = KokoroBatcher(
+            BatchedKokoro(self._model),
+            self._device,
+            policy=policy,
+            max_batch_tokens=self.settings.kokoro_max_batch_tokens,
+            max_batch_frames=self.settings.kokoro_max_batch_frames,
+            device_pcm=self.settings.kokoro_device_pcm == "on"
+            or (self.settings.kokoro_device_pcm == "auto" and self._device.type == "cuda"),
+        )
         self._worker = BatchWorker(
             "kokoro",
-            self._step,
+            self.batcher.step,
             max_batch_size=self.settings.max_batch_size,
             max_wait_ms=self.settings.max_wait_ms,
             max_queue_size=self.settings.max_queue_size,
-            is_ready=lambda job: bool(job.state.chunks) or job.state.g2p_done,
+            is_ready=lambda job: job.state.ready(),
         )
         self._worker.start()
-        logger.info("Kokoro loaded on %s with %d voices", device, len(self._bank.voices()))
+        logger.info("Kokoro loaded on %s with %d voices, %s batching", device, len(self._bank.voices()), policy)
 
     async def warmup(self) -> None:
-        voice = self.voices()[0].id
-        request = SynthesisRequest(model=self.model_id, text="Hello.", voice=voice, seed=0)
+        request = SynthesisRequest(model=self.model_id, text="Hello.", voice=self.voices()[0].id, seed=0)
         async for _ in self.synthesize(request):
             pass
 
     async def close(self) -> None:
         if self._worker is not None:
             await self._worker.stop()
-        self._g2p_pool.shutdown(wait=False, cancel_futures=True)
+        if self._g2p is not None:
+            self._g2p.shutdown()
 
     # -- requests -----------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
         return self._bank.voices() if self._bank else []
 
-    async def validate(self, request: SynthesisRequest) -> None:
-        self._require_loaded()
-        mix = self._bank.resolve(request.voice)
-        # Builds the language's pipeline on first use; a missing G2P extra surfaces here as a 400.
-        await self._on_g2p_thread(self._phonemizer.pipeline, self._lang_code(request, mix.primary))
-
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[PcmChunk]:
-        self._require_loaded()
-        mix = self._bank.resolve(request.voice)
-        lang_code = self._lang_code(request, mix.primary)
-        segments = segment_text(
-            request.text, first_chars=self.settings.first_segment_chars, max_chars=self.settings.segment_chars
-        )
-        state = _RequestState(pack=self._bank.pack(mix), speed=request.speed, seed=request.seed)
-        job = self._worker.submit(state)
-        feeder = asyncio.create_task(self._feed(job, segments, lang_code))
-        try:
-            async for samples in job.results():
-                yield PcmChunk(samples, SAMPLE_RATE)
-        finally:
-            job.cancel()
-            feeder.cancel()
-
-    async def _feed(self, job: Job[_RequestState], segments: Sequence[str], lang_code: str) -> None:
-        """Phonemize segment by segment, handing each to the worker as soon as it is ready."""
-        state = job.state
-        try:
-            for segment in segments:
-                if job.cancelled:
-                    return
-                chunks = await self._on_g2p_thread(self._phonemizer.phonemize, segment, lang_code)
-                state.chunks.extend(chunks)
-                self._worker.wake()
-        except Exception as exc:
-            job.fail(as_api_error(exc))
-            job.cancel()
-        finally:
-            state.g2p_done = True
-            self._worker.wake()
-
-    # -- worker thread ------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _step(self, batch: Sequence[Job[_RequestState]]) -> None:
-        # KModel.forward_with_tokens handles one utterance at a time, so a step walks its batch;
-        # a padded batched forward can replace this loop without touching the scheduling.
-        for job in batch:
-            try:
-                self._advance(job)
-            except Exception as exc:  # one bad request fails alone, not its whole batch
-                logger.exception("kokoro: request failed")
-                job.fail(as_api_error(exc))
-
-    def _advance(self, job: Job[_RequestState]) -> None:
-        state = job.state
-        if state.chunks:
-            phonemes = state.chunks.popleft()
-            if state.seed is not None:
-                # The vocoder's sine source draws random noise; seed per chunk for reproducibility.
-                torch.manual_seed(state.seed + state.synthesized)
-            started = time.perf_counter()
-            audio = self._model(phonemes, state.pack[len(phonemes) - 1], state.speed)
-            samples = smooth_edges(audio.float().cpu().numpy().reshape(-1))
-            self._synth_seconds += time.perf_counter() - started
-            self._audio_seconds += samples.size / SAMPLE_RATE
-            state.synthesized += 1
-            job.emit(samples)
-        if state.g2p_done and not state.chunks:
-            job.finish()
-
-    # -- helpers ------------------------------------------------------------------------------
-    async def _on_g2p_thread(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._g2p_pool, fn, *args)
-
-    def _lang_code(self, request: SynthesisRequest, primary_voice: str) -> str:
-        return lang_code_for(request.language, self._bank.lang_codes[primary_voice])
-
-    def _require_loaded(self) -> None:
+    async def open_session(self, params: SessionParams) -> KokoroSession:
         if self._worker is None:
             raise ServiceUnavailable("Kokoro is still loading; retry shortly.")
+        mix = self._bank.resolve(params.voice)
+        lang_code = lang_code_for(params.language, self._bank.lang_codes[mix.primary])
+        # Builds the language's pipeline on first use; a missing G2P extra surfaces here as a 400.
+        await self._g2p.run(FIRST, lambda phonemizer: phonemizer.pipeline(lang_code))
+        if params.word_timestamps and lang_code not in "ab":
+            raise Unsupported(
+                f"Word timestamps from {self.model_id} are available for English only, not '{params.language}'.",
+                param="word_timestamps",
+            )
+        request = KokoroRequest(
+            pack=self._bank.pack(mix),
+            speed=params.speed,
+            seed=params.seed if params.seed is not None else random.SystemRandom().getrandbits(62),
+            lang_code=lang_code,
+            sample_rate=params.output.sample_rate or SAMPLE_RATE,
+            encoding=params.output.pcm_encoding,
+            word_timestamps=params.word_timestamps,
+        )
+        segmenter = TextSegmenter(
+            first_chars=self.settings.first_segment_chars,
+            max_chars=self.settings.segment_chars,
+            min_chars=self.settings.segment_min_chars,
+        )
+        return KokoroSession(self, params, segmenter, request)
+
+    # -- used by sessions ---------------------------------------------------------------------
+    def _items(self, request: KokoroRequest, chunks: list[PhonemeChunk]) -> None:
+        """Queue phoneme chunks as model inputs, in order (event loop)."""
+        vocab = self._model.vocab
+        for chunk in chunks:
+            ids = [0, *(vocab[c] for c in chunk.phonemes if c in vocab), 0]
+            spans = None
+            if request.word_timestamps and chunk.tokens:
+                spans = token_spans(chunk.phonemes, chunk.tokens, vocab)
+            input_ids = torch.tensor(ids, dtype=torch.long, device=self._device)
+            request.chunks.append(new_item(request, chunk.phonemes, input_ids, spans))
 
     def stats(self) -> dict[str, Any]:
         stats = self._worker.snapshot() if self._worker else {}
-        stats["audio_seconds"] = round(self._audio_seconds, 3)
-        stats["synthesis_seconds"] = round(self._synth_seconds, 3)
+        if self.batcher is not None:
+            stats.update(self.batcher.stats())
+            stats["audio_seconds"] = round(self.batcher.audio_seconds, 3)
+            stats["synthesis_seconds"] = round(self.batcher.synthesis_seconds, 3)
         return stats
+
+
+class KokoroSession(WorkerSession):
+    """Segments go to G2P one at a time, in order; their chunks join the request's job."""
+
+    def __init__(
+        self, engine: KokoroEngine, params: SessionParams, segmenter: TextSegmenter, request: KokoroRequest
+    ) -> None:
+        super().__init__(params, segmenter)
+        self._engine = engine
+        self._request = request
+        self._segments: asyncio.Queue[str | None] = asyncio.Queue()
+        self._feeder: asyncio.Task[None] | None = None
+
+    def _submit(self) -> Job[KokoroRequest]:
+        job = self._engine._worker.submit(self._request)
+        self._feeder = asyncio.create_task(self._phonemize(job), name=f"kokoro-g2p-{self.params.request_id}")
+        return job
+
+    async def _release(self, job: Job[KokoroRequest], segments: list[str]) -> None:
+        for segment in segments:
+            self._segments.put_nowait(segment)
+
+    async def _end_input(self, job: Job[KokoroRequest]) -> None:
+        self._segments.put_nowait(None)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._feeder is not None and not self._feeder.done():
+            self._feeder.cancel()
+
+    async def _phonemize(self, job: Job[KokoroRequest]) -> None:
+        request, engine = self._request, self._engine
+        first = True
+        try:
+            while (segment := await self._segments.get()) is not None:
+                if job.cancelled:
+                    return
+                chunks = await engine._g2p.run(
+                    FIRST if first else LATER, lambda ph, text=segment: ph.chunks(text, request.lang_code)
+                )
+                first = False
+                engine._items(request, chunks)
+                engine._worker.wake()
+            request.input_done = True
+            engine._worker.wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            job.fail(as_tts_error(exc))
+            job.cancel()

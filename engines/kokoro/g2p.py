@@ -10,8 +10,10 @@ import contextlib
 import importlib.util
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from server.errors import ServiceUnavailable, UnsupportedLanguage
+from engines.errors import ServiceUnavailable, UnsupportedLanguage
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ def spacy_model_alias() -> Iterator[None]:
         spacy.util.is_package, spacy.load = is_package, load
 
 
+@dataclass(frozen=True)
+class PhonemeChunk:
+    """One forward pass worth of phonemes and, for English, misaki's word tokens behind them."""
+
+    phonemes: str
+    tokens: tuple[Any, ...] | None = None  # misaki MTokens (text, phonemes, whitespace)
+
+
 class Phonemizer:
     """Owns the per-language pipelines. Not thread-safe: the engine calls it from one thread."""
 
@@ -81,16 +91,20 @@ class Phonemizer:
 
     def phonemize(self, text: str, lang_code: str) -> list[str]:
         """Phoneme strings of at most 510 symbols for ``text``; long text is split, never cut."""
+        return [chunk.phonemes for chunk in self.chunks(text, lang_code)]
+
+    def chunks(self, text: str, lang_code: str) -> list[PhonemeChunk]:
+        """Like :meth:`phonemize`, with the word tokens of English chunks (for word timestamps)."""
         pipeline = self.pipeline(lang_code)
         if lang_code in "ab":
             # KPipeline's English path splits at punctuation to stay within the context.
-            return [r.phonemes for r in pipeline(text) if r.phonemes]
+            return [PhonemeChunk(r.phonemes, tuple(r.tokens or ())) for r in pipeline(text) if r.phonemes]
         phonemes, _ = pipeline.g2p(text)
         if len(phonemes) <= MAX_PHONEMES:
-            return [phonemes] if phonemes else []
+            return [PhonemeChunk(phonemes)] if phonemes else []
         words = text.split()
         if len(words) < 2:  # one enormous token: the only place where cutting is the lesser evil
             logger.warning("cutting an unsplittable %d-phoneme token", len(phonemes))
-            return [phonemes[i : i + MAX_PHONEMES] for i in range(0, len(phonemes), MAX_PHONEMES)]
+            return [PhonemeChunk(phonemes[i : i + MAX_PHONEMES]) for i in range(0, len(phonemes), MAX_PHONEMES)]
         half = len(words) // 2
-        return self.phonemize(" ".join(words[:half]), lang_code) + self.phonemize(" ".join(words[half:]), lang_code)
+        return self.chunks(" ".join(words[:half]), lang_code) + self.chunks(" ".join(words[half:]), lang_code)

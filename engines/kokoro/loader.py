@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 
 from engines.hub import WeightsUnavailable, resolve_model_dir
-from server.settings import Settings
+from engines.kokoro.settings import KokoroSettings
 
 CONFIG = "config.json"
 CHECKPOINT = "kokoro-v1_0.pth"
 PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
 
 
-def weights_dir(settings: Settings) -> Path:
+def weights_dir(settings: KokoroSettings) -> Path:
     return resolve_model_dir(
         settings.kokoro_source,
         revision=settings.kokoro_revision,

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from engines.base import Voice
-from server.errors import InvalidVoice
+from engines.errors import InvalidVoice
 from voices import load_catalog
 
 _PART = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\(\s*(\d+(?:\.\d+)?|\.\d+)\s*\))?\s*$")

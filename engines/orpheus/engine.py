@@ -1,7 +1,8 @@
 """The canopylabs/orpheus-3b-0.1-ft engine: a Llama LM speaking SNAC codes, batched across requests.
 
-The HTTP side only validates, plans the request (segments, sampling, seed) and reads the job's
-queue; the LM and the codec run on one :class:`BatchWorker` thread whose step is
+A session validates and plans the request once (voice, sampling, seed), segments its text as it
+arrives and hands each segment to the job, which the scheduler admits into its batch at the next
+step; the LM and the codec run on one :class:`BatchWorker` thread whose step is
 :meth:`OrpheusScheduler.step`. See scheduler.py for the batching and snac_stream.py for the
 streaming decode.
 
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-from engines.base import Engine, PcmChunk, SynthesisRequest, Voice
+from engines.base import Engine, SessionParams, SynthesisRequest, Voice
+from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.requests import OrpheusRequest
@@ -24,9 +25,9 @@ from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
 from engines.orpheus.snac_stream import WindowConfig
 from engines.orpheus.tokens import SAMPLE_RATE
-from engines.text import segment_text
-from engines.worker import BatchWorker
-from server.errors import InvalidVoice, ServiceUnavailable, UnsupportedLanguage
+from engines.session import WorkerSession
+from engines.text import TextSegmenter
+from engines.worker import BatchWorker, Job
 from voices import load_catalog
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class OrpheusEngine(Engine):
             max_wait_ms=self.settings.max_wait_ms,
             max_queue_size=self.settings.max_queue_size,
             on_leave=self._scheduler.release,
+            is_ready=lambda job: job.state.has_work(),
         )
         self._worker.start()
 
@@ -98,44 +100,42 @@ class OrpheusEngine(Engine):
     def voices(self) -> list[Voice]:
         return list(self._voices)
 
-    async def validate(self, request: SynthesisRequest) -> None:
-        self._check(request)
-
-    def _check(self, request: SynthesisRequest) -> SamplingParams:
+    def _check(self, params: SessionParams) -> SamplingParams:
         """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
-        if request.language != "en":
-            raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{request.language}'.")
-        if request.voice.lower() not in self._voice_ids:
+        if params.language != "en":
+            raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{params.language}'.")
+        if params.voice.lower() not in self._voice_ids:
             known = ", ".join(v.id for v in self._voices)
-            raise InvalidVoice(f"Unknown voice '{request.voice}' for {self.model_id}. Available: {known}.")
-        return SamplingParams.resolve(self.settings, request.sampling)
+            raise InvalidVoice(f"Unknown voice '{params.voice}' for {self.model_id}. Available: {known}.")
+        if params.word_timestamps:
+            raise Unsupported(
+                f"Model '{self.model_id}' has no word timestamps: it generates audio codes with no alignment "
+                "to the text. Use hexgrad/Kokoro-82M or cartesia/sonic for word timings.",
+                param="word_timestamps",
+            )
+        return SamplingParams.resolve(self.settings, params.sampling)
 
-    def plan(self, request: SynthesisRequest) -> OrpheusRequest:
-        """Check the request and turn it into the scheduler's state (no model work)."""
-        params = self._check(request)
-        texts = segment_text(
-            request.text,
-            first_chars=self.settings.first_segment_chars,
-            max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
-        )
-        return OrpheusRequest.create(
-            request.voice.lower(),  # the catalog's (and the model's training) spelling: "tara"
-            texts,
-            params,
-            seed=request.seed if request.seed is not None else new_seed(),
+    def plan(self, params: SessionParams) -> OrpheusRequest:
+        """Check the request and turn it into the scheduler's state (no text yet, no model work)."""
+        return OrpheusRequest(
+            params.voice.lower(),  # the catalog's (and the model's training) spelling: "tara"
+            self._check(params),
+            seed=params.seed if params.seed is not None else new_seed(),
             windows=WindowConfig.from_settings(self.settings),
             fade_samples=int(SAMPLE_RATE * self.settings.orpheus_join_fade_ms / 1000),
         )
 
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[PcmChunk]:
+    def segmenter(self) -> TextSegmenter:
+        return TextSegmenter(
+            first_chars=self.settings.first_segment_chars,
+            max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
+            min_chars=self.settings.segment_min_chars,
+        )
+
+    async def open_session(self, params: SessionParams) -> OrpheusSession:
         if self._worker is None:
             raise ServiceUnavailable("Orpheus is still loading; retry shortly.")
-        job = self._worker.submit(self.plan(request))  # the only place a request is planned
-        try:
-            async for samples in job.results():
-                yield PcmChunk(samples, SAMPLE_RATE)
-        finally:
-            job.cancel()  # a closed iterator (client gone) frees the batch row within one step
+        return OrpheusSession(self._worker, params, self.segmenter(), self.plan(params))  # planned once, here
 
     # -- introspection ------------------------------------------------------------------------
     @property
@@ -153,3 +153,25 @@ class OrpheusEngine(Engine):
         else:
             stats.update(audio_seconds=0.0, synthesis_seconds=0.0)
         return stats
+
+
+class OrpheusSession(WorkerSession):
+    """Each settled segment joins the request's inbox; the scheduler admits it at its next step."""
+
+    def __init__(
+        self, worker: BatchWorker, params: SessionParams, segmenter: TextSegmenter, request: OrpheusRequest
+    ) -> None:
+        super().__init__(params, segmenter)
+        self._worker = worker
+        self._request = request
+
+    def _submit(self) -> Job[OrpheusRequest]:
+        return self._worker.submit(self._request)
+
+    async def _release(self, job: Job[OrpheusRequest], segments: list[str]) -> None:
+        self._request.add_texts(segments)
+        self._worker.wake()
+
+    async def _end_input(self, job: Job[OrpheusRequest]) -> None:
+        self._request.close_input()
+        self._worker.wake()

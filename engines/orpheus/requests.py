@@ -1,10 +1,12 @@
 """Per-request state: the text segments, their token and frame streams, and in-order output.
 
-A request's text is split into segments; each segment is generated as its own sequence (several
-may run at once) and decoded as its own SNAC stream. Audio leaves strictly in segment order:
-chunks of a later segment wait in its buffer until every earlier segment has been emitted in full.
-Where one segment meets the next, both sides get a short raised-cosine fade so the join has no
-step discontinuity (a click).
+A request's text is split into segments as it arrives; each segment is generated as its own
+sequence (several may run at once) and decoded as its own SNAC stream. New segments come from the
+event loop through a thread-safe inbox that the worker absorbs at the start of each step, so a
+request admits text while it is already speaking. Audio leaves strictly in segment order: chunks
+of a later segment wait in its buffer until every earlier segment has been emitted in full. Every
+segment's end, and every segment's start but the first, gets a short raised-cosine fade, so joins
+never click and the audio does not depend on when the next segment's text arrived.
 """
 
 from __future__ import annotations
@@ -82,20 +84,39 @@ class OrpheusRequest:
 
     voice: str
     params: SamplingParams
-    segments: list[Segment]
+    seed: int
+    windows: WindowConfig
     fade_samples: int
+    segments: list[Segment] = field(default_factory=list)
     next_to_emit: int = 0
+    samples_emitted: int = 0  # the next chunk's offset within the utterance
+    inbox: collections.deque[str] = field(default_factory=collections.deque)  # texts from the event loop
+    input_closed: bool = False  # event loop: no more texts will come
+    input_complete: bool = False  # worker: closed, and every text absorbed
 
-    @classmethod
-    def create(
-        cls, voice: str, texts: list[str], params: SamplingParams, seed: int, windows: WindowConfig, fade_samples: int
-    ) -> OrpheusRequest:
-        segments = []
-        for index, text in enumerate(texts):
-            segment_seed = derive_seed(seed, index)
-            stream = StreamWindows(windows, noise_seed=derive_seed(segment_seed, 0x5AC))
-            segments.append(Segment(index, text, segment_seed, stream))
-        return cls(voice, params, segments, fade_samples)
+    # -- event loop ---------------------------------------------------------------------------
+    def add_texts(self, texts: list[str]) -> None:
+        self.inbox.extend(texts)
+
+    def close_input(self) -> None:
+        self.input_closed = True  # after the last add_texts: absorb() relies on that order
+
+    # -- worker thread ------------------------------------------------------------------------
+    def absorb(self) -> None:
+        """Turn texts that arrived since the last step into segments (the flag is read first)."""
+        closed = self.input_closed
+        while self.inbox:
+            index = len(self.segments)
+            segment_seed = derive_seed(self.seed, index)
+            stream = StreamWindows(self.windows, noise_seed=derive_seed(segment_seed, 0x5AC))
+            self.segments.append(Segment(index, self.inbox.popleft(), segment_seed, stream))
+        self.input_complete = closed
+
+    def has_work(self) -> bool:
+        """Whether a step can do anything for this request (else it waits for text, not the worker)."""
+        if self.inbox or self.input_closed:
+            return True
+        return any(not s.finished or s.chunks for s in self.segments[self.next_to_emit :])
 
     def head(self) -> Segment | None:
         """The earliest segment still to generate: it must always hold a batch row."""
@@ -110,20 +131,19 @@ class OrpheusRequest:
 
     @property
     def complete(self) -> bool:
-        return self.next_to_emit >= len(self.segments)
+        return self.input_complete and self.next_to_emit >= len(self.segments)
 
     def drain(self) -> list[np.ndarray]:
         """Chunks that may leave now, in order, with fades where segments meet."""
         out: list[np.ndarray] = []
-        last = len(self.segments) - 1
-        while self.next_to_emit <= last:
+        while self.next_to_emit < len(self.segments):
             segment = self.segments[self.next_to_emit]
             while segment.chunks:
                 chunk = segment.chunks.popleft()
                 if segment.index > 0 and not segment.started_output:
                     chunk = fade(chunk, self.fade_samples, rising=True)
                 segment.started_output = True
-                if segment.index < last and segment.finished and not segment.chunks:
+                if segment.finished and not segment.chunks:
                     chunk = fade(chunk, self.fade_samples, rising=False)
                 if chunk.size:
                     out.append(chunk)

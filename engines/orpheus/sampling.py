@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from engines.errors import InvalidRequest
 from engines.orpheus.tokens import (
     AUDIO_BASE,
     AUDIO_TOKENS,
@@ -26,7 +27,6 @@ from engines.orpheus.tokens import (
     END_OF_SPEECH,
     FRAME_TOKENS,
 )
-from server.errors import InvalidRequest
 
 EOS_COLUMN = CODEBOOK_SIZE  # column of end_of_speech in the [batch, 4097] scores
 

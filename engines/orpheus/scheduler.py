@@ -2,7 +2,8 @@
 
 A step (called by :class:`engines.worker.BatchWorker` with the active requests):
 
-1. admit: every request's earliest unfinished segment gets a batch row (prefill, first token);
+1. admit: text that arrived since the last step becomes segments; every request's earliest
+   unfinished segment gets a batch row (prefill, first token);
    spare rows go to later segments of the same requests (up to ``orpheus_parallel_segments``),
    and are taken back from them when a new request needs a row;
 2. decode: one batched forward of the LM over all rows, with a KV cache, and per-row sampling;
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from engines.base import PcmChunk
 from engines.orpheus.batch_state import DecodeBatch, cache_keyword
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.requests import OrpheusRequest, Segment
@@ -132,6 +134,8 @@ class OrpheusScheduler:
 
     # -- 1. admission -------------------------------------------------------------------------
     def _admit(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
+        for job in jobs:
+            job.state.absorb()
         admitted: list[_Row] = []
         free = self.max_rows - len(self.rows)
         for job in jobs:  # every request's head segment first, evicting look-ahead rows if needed
@@ -266,7 +270,8 @@ class OrpheusScheduler:
         self._count_time()
         for job, chunks in outputs:
             for chunk in chunks:
-                job.emit(chunk)
+                job.emit(PcmChunk(chunk, SAMPLE_RATE, job.state.samples_emitted))
+                job.state.samples_emitted += chunk.size
             if job.state.complete:
                 self._count(frames_invalid=sum(s.invalid_frames for s in job.state.segments))
                 job.finish()

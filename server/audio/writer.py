@@ -13,7 +13,7 @@ import struct
 import numpy as np
 import soxr
 
-from engines.base import OutputSpec
+from engines.base import EncodedPcm, OutputSpec, PcmChunk
 from server.audio.pcm import encode_pcm, float_to_s16
 from server.errors import InvalidRequest
 
@@ -120,11 +120,15 @@ class AudioWriter:
     def _encode(self, samples: np.ndarray) -> bytes:
         if samples.size == 0:
             return b""
-        fmt = self.output.format
-        if fmt == "raw":
+        if self.output.format == "raw":
             return encode_pcm(samples, self.output.encoding)
-        pcm = float_to_s16(samples).astype("<i2").tobytes()
-        if fmt == "wav":
+        return self._contain(float_to_s16(samples).astype("<i2").tobytes())
+
+    def _contain(self, pcm: bytes) -> bytes:
+        """Raw bytes in the output's PCM encoding -> what the response carries now."""
+        if not pcm or self.output.format == "raw":
+            return pcm
+        if self.output.format == "wav":
             self._wav_parts.append(pcm)
             return b""
         self._mp3_started = True
@@ -132,6 +136,17 @@ class AudioWriter:
 
     def write(self, samples: np.ndarray) -> bytes:
         return self._encode(self._resample(samples))
+
+    def write_chunk(self, chunk: PcmChunk | EncodedPcm) -> bytes:
+        """An engine's chunk: float samples are converted here; device-encoded PCM only gets its container."""
+        if isinstance(chunk, PcmChunk):
+            return self.write(chunk.samples)
+        if chunk.sample_rate != self.output.sample_rate or chunk.encoding != self.output.pcm_encoding:
+            raise ValueError(
+                f"engine sent {chunk.encoding} at {chunk.sample_rate} Hz for a {self.output.pcm_encoding} "
+                f"response at {self.output.sample_rate} Hz"
+            )
+        return self._contain(chunk.data)
 
     def close(self) -> bytes:
         tail = self._encode(self._resample(np.zeros(0, dtype=np.float32), last=True))

@@ -1,20 +1,22 @@
-"""POST /v1/audio/speech: thin; the work is in SpeechService and the engine's worker."""
+"""POST /v1/audio/speech: thin; the work is in SpeechService and the engine's session."""
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.audio import fix_wav_sizes
 from server.auth import require_api_key
-from server.protocol import SpeechRequest
+from server.protocol import SpeechRequest, SpeechWithTimestamps, WordEntry
 from server.services.speech import SpeechService
 from server.streaming import (
     SSE_HEADERS,
     ClientDisconnected,
+    audio_only,
     collect,
-    first_chunk,
-    prepend,
+    first_item,
     sse_stream,
     unless_disconnected,
 )
@@ -31,17 +33,32 @@ async def create_speech(
     body: SpeechRequest, request: Request, service: SpeechService = Depends(get_speech_service)
 ) -> Response:
     prepared = await service.prepare(body)
-    audio = service.audio_bytes(prepared)
+    items = service.audio_events(prepared)
+    output = prepared.output
     try:
-        first = await unless_disconnected(request, first_chunk(audio))
-        if body.stream:
-            events = sse_stream(prepared.engine.model_id, prepared.request.request_id, first, audio)
+        first = await unless_disconnected(request, first_item(items))
+        if output.stream:
+            events = sse_stream(prepared.engine.model_id, prepared.params.request_id, first, items)
             return StreamingResponse(events, headers=SSE_HEADERS)
-        if prepared.request.output.format == "wav":
+        if body.word_timestamps or output.format == "wav":
             # The RIFF header carries the length, so a WAV body is complete before it is sent.
-            data = await unless_disconnected(request, collect(first, audio))
-            return Response(fix_wav_sizes(data), media_type=prepared.content_type)
-        return StreamingResponse(prepend(first, audio), media_type=prepared.content_type)
+            audio, words = await unless_disconnected(request, collect(first, items))
+            if output.format == "wav":
+                audio = fix_wav_sizes(audio)
+            if not body.word_timestamps:
+                return Response(audio, media_type=prepared.content_type)
+            return JSONResponse(
+                SpeechWithTimestamps(
+                    id=prepared.params.request_id,
+                    model=prepared.engine.model_id,
+                    content_type=prepared.content_type,
+                    sample_rate=output.sample_rate,
+                    encoding=output.encoding if output.format == "raw" else None,
+                    audio=base64.b64encode(audio).decode(),
+                    words=[WordEntry.of(w) for w in words],
+                ).model_dump()
+            )
+        return StreamingResponse(audio_only(first, items), media_type=prepared.content_type)
     except ClientDisconnected:
-        await audio.aclose()
+        await items.aclose()
         return Response(status_code=499)

@@ -1,10 +1,11 @@
-"""GET /v1/voices and GET /v1/models."""
+"""GET /v1/voices, GET /v1/models and GET /v1/models/{id}."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from server.auth import require_api_key
+from server.errors import ModelNotFound
 from server.protocol import ListVoicesResponse, ModelCard, ModelList, ModelVoices, VoiceEntry
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -28,7 +29,34 @@ async def list_voices(request: Request, model: str | None = Query(None)) -> List
     )
 
 
-@router.get("/v1/models", response_model=ModelList)
-async def list_models(request: Request) -> ModelList:
+def wants_openai_shape(request: Request, format: str | None) -> bool:
+    """OpenAI's SDKs identify themselves in User-Agent (``OpenAI/Python 2.x``, ``OpenAI/JS 5.x``).
+
+    Together's SDKs (``Together/Python ...``) and Together's own API use a bare JSON array, so that is
+    the default; ``?format=openai`` (or ``together``) forces a shape for any other client.
+    """
+    if format in ("openai", "together"):
+        return format == "openai"
+    return request.headers.get("user-agent", "").lower().startswith("openai/")
+
+
+def cards(request: Request) -> list[ModelCard]:
     pool = request.app.state.engine_pool
-    return ModelList(data=[ModelCard(id=name, available=e.available) for name, e in pool.engines.items()])
+    return [ModelCard.for_model(name, engine.available) for name, engine in pool.engines.items()]
+
+
+@router.get("/v1/models", response_model=None)
+async def list_models(request: Request, format: str | None = Query(None)) -> list[dict] | dict:
+    models = cards(request)
+    if wants_openai_shape(request, format):
+        return ModelList(data=models).model_dump()
+    return [card.model_dump() for card in models]
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+async def get_model(model_id: str, request: Request) -> ModelCard:
+    engine = request.app.state.engine_pool.lookup(model_id)
+    for card in cards(request):
+        if card.id == engine.model_id:
+            return card
+    raise ModelNotFound(f"Model '{model_id}' is not served here.")

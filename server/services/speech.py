@@ -1,8 +1,10 @@
 """From a validated request to a stream of response bytes, independent of HTTP framing.
 
-The service checks what every model shares (input length, language, output format), lets the
-engine check the rest, and turns engine chunks into bytes: PCM chunks are resampled and encoded
-here, pre-encoded chunks (a proxy already speaking the wire format) pass through untouched.
+The service checks what every model shares (input length, language, output format), opens an
+engine session (which checks the rest and plans the request once), feeds it the whole input and
+commits. It then turns the session's events into bytes: PCM is resampled and encoded here unless
+the engine already did it on its device, pre-encoded chunks (a proxy speaking the wire format)
+pass through untouched, and word timings are handed on as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from engines.base import EncodedChunk, Engine, OutputSpec, SynthesisRequest
+from engines.base import (
+    EncodedChunk,
+    EncodedPcm,
+    Engine,
+    EngineSession,
+    OutputSpec,
+    PcmChunk,
+    SessionParams,
+    WordTimings,
+)
 from server.audio import CONTENT_TYPES, AudioWriter, check_output_supported
 from server.engine_pool import EnginePool
 from server.errors import InputTooLong, UnsupportedLanguage
@@ -24,11 +35,16 @@ from server.settings import Settings
 @dataclass
 class PreparedSpeech:
     engine: Engine
-    request: SynthesisRequest
+    params: SessionParams
+    session: EngineSession
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.request.output.format]
+        return CONTENT_TYPES[self.params.output.format]
+
+    @property
+    def output(self) -> OutputSpec:
+        return self.params.output
 
 
 class SpeechService:
@@ -37,48 +53,66 @@ class SpeechService:
         self.settings = settings
 
     async def prepare(self, body: SpeechRequest) -> PreparedSpeech:
-        """Resolve the engine and reject anything invalid before audio generation starts."""
+        """Resolve the engine, reject anything invalid, and start synthesis (open + feed + commit)."""
         engine = self.pool.get_ready(body.model)
-        request = body.to_synthesis()
-        if len(request.text) > self.settings.max_input_chars:
+        if len(body.input) > self.settings.max_input_chars:
             raise InputTooLong(
-                f"input is {len(request.text)} characters; this server accepts at most "
+                f"input is {len(body.input)} characters; this server accepts at most "
                 f"{self.settings.max_input_chars} (TTS_MAX_INPUT_CHARS)."
             )
-        if request.language not in engine.languages:
+        params = body.to_params()
+        params.output = self.effective_output(engine, params.output, explicit_encoding=body.response_encoding)
+        session = await self.open(engine, params)
+        try:
+            await session.feed(body.input)
+            await session.commit()
+        except BaseException:
+            await session.close()
+            raise
+        return PreparedSpeech(engine, params, session)
+
+    async def open(self, engine: Engine, params: SessionParams) -> EngineSession:
+        """The checks every model shares, then the engine's own (by opening its session)."""
+        if params.language not in engine.languages:
             spoken = ", ".join(sorted(engine.languages))
             raise UnsupportedLanguage(
-                f"Model '{engine.model_id}' does not speak '{request.language}'; it speaks: {spoken}."
+                f"Model '{engine.model_id}' does not speak '{params.language}'; it speaks: {spoken}."
             )
-        request.output = self._effective_output(engine, request)
-        check_output_supported(request.output)
-        await engine.validate(request)
-        return PreparedSpeech(engine, request)
+        check_output_supported(params.output)
+        return await engine.open_session(params)
 
-    def _effective_output(self, engine: Engine, request: SynthesisRequest) -> OutputSpec:
-        output = request.output
+    def effective_output(self, engine: Engine, output: OutputSpec, *, explicit_encoding: str | None) -> OutputSpec:
+        """Fill in the model's defaults; with ``hosted_compat``, override as hosted Together does."""
         if self.settings.hosted_compat and engine.hosted_ignores_output_options:
             # Hosted Together always answers Kokoro/Orpheus with 24 kHz 16-bit PCM.
             return dataclasses.replace(output, sample_rate=engine.sample_rate, encoding="pcm_s16le")
+        if explicit_encoding is None:
+            output = dataclasses.replace(output, encoding=engine.default_encoding)
         if output.sample_rate is None:
-            return dataclasses.replace(output, sample_rate=engine.sample_rate)
+            output = dataclasses.replace(output, sample_rate=engine.sample_rate)
         return output
 
-    async def audio_bytes(self, prepared: PreparedSpeech) -> AsyncIterator[bytes]:
-        """Encoded audio, chunk by chunk. Closing this iterator cancels the engine's work."""
-        output = prepared.request.output
+    async def audio_events(self, prepared: PreparedSpeech) -> AsyncIterator[bytes | WordTimings]:
+        """Encoded audio chunk by chunk, and word timings where asked for. Closing this cancels the session."""
+        output = prepared.output
         writer: AudioWriter | None = None
         passthrough = False
-        async with contextlib.aclosing(prepared.engine.synthesize(prepared.request)) as chunks:
-            async for chunk in chunks:
-                if isinstance(chunk, EncodedChunk):
-                    passthrough = True
-                    if chunk.data:
-                        yield chunk.data
+        session = prepared.session
+        async with contextlib.aclosing(session.events()) as events, session:
+            async for event in events:
+                if isinstance(event, WordTimings):
+                    yield event
                     continue
-                writer = writer or AudioWriter(output, chunk.sample_rate)
+                if isinstance(event, EncodedChunk):
+                    passthrough = True
+                    if event.data:
+                        yield event.data
+                    continue
+                if not isinstance(event, PcmChunk | EncodedPcm):
+                    continue  # SessionEnd
+                writer = writer or AudioWriter(output, event.sample_rate)
                 # Resampling and MP3 encoding of a long segment take milliseconds: not on the loop.
-                data = await asyncio.to_thread(writer.write, chunk.samples)
+                data = await asyncio.to_thread(writer.write_chunk, event)
                 if data:
                     yield data
         if passthrough:

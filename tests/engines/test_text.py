@@ -1,6 +1,6 @@
 import pytest
 
-from engines.text import segment_text, split_sentences
+from engines.text import TextSegmenter, segment_text, split_sentences
 
 LONG = (
     "The quick brown fox jumps over the lazy dog. It was a bright cold day in April, and the clocks "
@@ -46,3 +46,41 @@ def test_unbroken_text_is_hard_cut_but_kept():
 
 def test_blank_input_gives_no_segments():
     assert segment_text("   \n ") == []
+
+
+def feed_in_pieces(text: str, cuts: list[int], **limits) -> list[str]:
+    segmenter = TextSegmenter(**limits)
+    out, start = [], 0
+    for cut in [*sorted(cuts), len(text)]:
+        out += segmenter.feed(text[start:cut])
+        start = cut
+    return out + segmenter.finish()
+
+
+@pytest.mark.parametrize("limits", [{}, {"first_chars": 30, "max_chars": 60, "min_chars": 20}])
+def test_pieces_give_the_same_segments_as_the_whole_text(limits):
+    import random
+
+    rng = random.Random(7)
+    texts = [LONG, LONG.replace(" ", "  "), "x" * 130 + " tail.", "One.\nTwo three, four; five. 3.5 is a number!"]
+    for text in texts:
+        whole = segment_text(text, **limits)
+        for _ in range(40):
+            cuts = rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 30)))
+            assert feed_in_pieces(text, cuts, **limits) == whole
+        assert feed_in_pieces(text, list(range(1, len(text))), **limits) == whole  # char by char
+
+
+def test_segments_are_released_before_the_input_ends():
+    segmenter = TextSegmenter(first_chars=50, max_chars=200, min_chars=30)
+    assert segmenter.feed("Hello there") == []
+    assert segmenter.feed(". How") == ["Hello there."]  # a sentence end releases the first segment
+    assert segmenter.feed(" are you today, my dear friend? I am") == ["How are you today, my dear friend?"]
+    segmenter.clear()  # dropped: never released
+    assert segmenter.feed("Bye. ") == [] and segmenter.finish() == ["Bye."]
+
+
+def test_enough_characters_release_a_segment_without_a_sentence_end():
+    segmenter = TextSegmenter(first_chars=20, max_chars=40, min_chars=10)
+    released = segmenter.feed("words without any end keep coming and coming ")
+    assert released and len(released[0]) <= 20 and segmenter.pending

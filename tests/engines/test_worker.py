@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from engines.worker import BatchWorker
-from server.errors import InternalError, Overloaded
+from server.errors import InternalError, Overloaded, http_status
 
 
 class Counter:
@@ -75,7 +75,7 @@ async def test_full_queue_answers_overloaded():
         b = worker.submit({"name": "b", "i": 0, "n": 1})
         with pytest.raises(Overloaded) as err:
             worker.submit({"name": "c", "i": 0, "n": 1})
-        assert err.value.status_code == 429 and err.value.headers["Retry-After"]
+        assert http_status(err.value) == 429 and err.value.retry_after
         gate.set()
         await asyncio.gather(drain(a), drain(b))
     finally:

@@ -33,12 +33,39 @@ def test_voices_filter_by_model_and_alias(api):
     assert r.status_code == 404 and r.json()["error"]["param"] == "model"
 
 
-def test_models_list(api):
+def test_models_list_is_togethers_array_by_default(api):
     base, _ = api
-    body = httpx.get(f"{base}/v1/models").json()
-    assert body["object"] == "list"
-    assert [m["id"] for m in body["data"]] == ["hexgrad/Kokoro-82M"]
-    assert body["data"][0]["object"] == "model"
+    for path in ("/v1/models", "/models"):
+        body = httpx.get(f"{base}{path}").json()
+        assert isinstance(body, list) and [m["id"] for m in body] == ["hexgrad/Kokoro-82M"]
+        assert body[0]["object"] == "model" and body[0]["type"] == "audio" and body[0]["organization"] == "hexgrad"
+
+
+def test_models_list_in_openai_shape_for_the_openai_sdk(api):
+    base, _ = api
+    by_agent = httpx.get(f"{base}/v1/models", headers={"User-Agent": "OpenAI/Python 2.8.1"}).json()
+    by_query = httpx.get(f"{base}/v1/models", params={"format": "openai"}).json()
+    for body in (by_agent, by_query):
+        assert body["object"] == "list" and [m["id"] for m in body["data"]] == ["hexgrad/Kokoro-82M"]
+    together_agent = httpx.get(f"{base}/v1/models", headers={"User-Agent": "Together/Python 2.42.0"}).json()
+    assert isinstance(together_agent, list)
+
+
+def test_one_model_by_id(api):
+    base, _ = api
+    card = httpx.get(f"{base}/v1/models/hexgrad/Kokoro-82M").json()
+    assert card["id"] == "hexgrad/Kokoro-82M" and card["object"] == "model"
+    assert httpx.get(f"{base}/models/kokoro").json()["id"] == "hexgrad/Kokoro-82M"  # aliases, no /v1
+    missing = httpx.get(f"{base}/v1/models/acme/none")
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "model"
+
+
+def test_every_route_answers_with_and_without_the_version_prefix(api):
+    base, _ = api
+    for prefix in ("", "/v1", "/v1/v1"):
+        assert httpx.get(f"{base}{prefix}/voices").status_code == 200
+        r = httpx.post(f"{base}{prefix}/audio/speech", json={"model": "kokoro", "input": "Hi.", "voice": "alpha"})
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
 
 
 class SlowLoading(Engine):
@@ -55,11 +82,8 @@ class SlowLoading(Engine):
     def voices(self):
         return [Voice(id="a", name="a")]
 
-    async def validate(self, request):
-        pass
-
-    async def synthesize(self, request):
-        yield  # pragma: no cover
+    async def open_session(self, params):
+        raise AssertionError("not used")
 
 
 def test_liveness_answers_while_loading_and_readiness_waits():

@@ -106,9 +106,15 @@ def test_failure_before_audio_is_500_without_internals(fake_server):
 
 
 class Crashes(FakeEngine):
-    async def synthesize(self, request):
-        raise RuntimeError("secret detail at /srv/models/key=abc")
-        yield  # pragma: no cover
+    async def open_session(self, params):
+        session = await super().open_session(params)
+
+        async def crash():
+            raise RuntimeError("secret detail at /srv/models/key=abc")
+            yield  # pragma: no cover
+
+        session.events = crash
+        return session
 
 
 def test_unexpected_exception_is_500_that_reveals_nothing(fake_server):

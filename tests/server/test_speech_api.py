@@ -40,10 +40,56 @@ def test_raw_in_every_encoding_is_exact(api, encoding):
     assert r.content == encode_pcm(FULL, encoding)
 
 
-def test_raw_defaults_to_f32le_at_native_rate(api):
+def test_raw_and_streams_default_to_s16le_at_native_rate_as_hosted_together_does(api):
     base, _ = api
     r = speech(base, response_format="raw")
-    assert np.frombuffer(r.content, "<f4").size == FULL.size
+    assert r.content == encode_pcm(FULL, "pcm_s16le")
+    streamed = speech(base, response_format="raw", stream=True)
+    chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line and "[DONE]" not in line]
+    assert b"".join(base64.b64decode(c["b64"]) for c in chunks) == encode_pcm(FULL, "pcm_s16le")
+    explicit = speech(base, response_format="raw", response_encoding="pcm_f32le")  # beyond hosted: honoured
+    assert explicit.content == encode_pcm(FULL, "pcm_f32le")
+
+
+def test_an_engine_keeps_its_own_default_encoding(fake_server):
+    class SpecDefault(FakeEngine):
+        default_encoding = "pcm_f32le"  # e.g. cartesia/sonic, where the spec's default holds
+
+    with fake_server(SpecDefault()) as (base, _):
+        assert speech(base, response_format="raw").content == encode_pcm(FULL, "pcm_f32le")
+
+
+def test_hosted_compat_ignores_even_explicit_output_options(fake_server):
+    with fake_server(hosted_compat=True) as (base, _):
+        r = speech(base, response_format="raw", response_encoding="pcm_f32le", sample_rate=16000)
+        assert r.content == encode_pcm(FULL, "pcm_s16le")
+
+
+def test_word_timestamps_as_sse_events_beside_the_audio(api):
+    base, _ = api
+    r = speech(base, input="Hello big world.", response_format="raw", stream=True, word_timestamps=True)
+    events = [json.loads(line[6:]) for line in r.text.split("\n\n") if line and "[DONE]" not in line]
+    words = [e for e in events if e.get("object") == "audio.tts.word_timestamps"]
+    audio = [e for e in events if e.get("object") == "audio.tts.chunk"]
+    assert [w["word"] for e in words for w in e["words"]] == ["Hello", "big", "world."]
+    assert all("b64" not in e and "delta" not in e for e in words)  # audio-only readers skip them
+    assert b"".join(base64.b64decode(c["b64"]) for c in audio) == encode_pcm(FULL, "pcm_s16le")
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "raw"])
+def test_word_timestamps_without_streaming_are_a_json_body_with_the_audio(api, fmt):
+    base, _ = api
+    r = speech(base, input="Hello big world.", response_format=fmt, word_timestamps=True)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["object"] == "audio.speech" and body["sample_rate"] == RATE
+    assert [w["word"] for w in body["words"]] == ["Hello", "big", "world."]
+    assert body["words"][1] == {"word": "big", "start": 0.1, "end": 0.2}
+    audio = base64.b64decode(body["audio"])
+    if fmt == "raw":
+        assert audio == encode_pcm(FULL, "pcm_s16le") and body["encoding"] == "pcm_s16le"
+    else:
+        assert sf.info(io.BytesIO(audio)).samplerate == RATE
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])

@@ -1,7 +1,8 @@
 """A stand-in engine for the API layer's own tests (never used to test an engine).
 
 It produces a known signal, so tests can check resampling, encodings and framing exactly, and it
-can be told to fail mid-stream or to go slowly so disconnects and overload are observable.
+can be told to fail mid-stream or to go slowly so disconnects and overload are observable. Asked
+for word timestamps, it times each input word at 0.1 s.
 """
 
 from __future__ import annotations
@@ -11,8 +12,18 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from engines.base import Engine, PcmChunk, SynthesisRequest, Voice
-from server.errors import InternalError, InvalidVoice
+from engines.base import (
+    Engine,
+    EngineSession,
+    PcmChunk,
+    SessionEnd,
+    SessionEvent,
+    SessionParams,
+    Voice,
+    WordTiming,
+    WordTimings,
+)
+from engines.errors import InternalError, InvalidVoice
 
 RATE = 24000
 
@@ -41,7 +52,8 @@ class FakeEngine(Engine):
         self.produced = 0
         self.started = 0
         self.closed_early = 0
-        self.last_request: SynthesisRequest | None = None
+        self.last_request: SessionParams | None = None
+        self.last_text = ""
 
     async def load(self) -> None:
         pass
@@ -49,23 +61,52 @@ class FakeEngine(Engine):
     def voices(self) -> list[Voice]:
         return [Voice(id="alpha", name="alpha", language="en-US", gender="female")]
 
-    async def validate(self, request: SynthesisRequest) -> None:
-        if request.voice != "alpha":
-            raise InvalidVoice(f"Unknown voice '{request.voice}'.")
+    async def open_session(self, params: SessionParams) -> FakeSession:
+        if params.voice != "alpha":
+            raise InvalidVoice(f"Unknown voice '{params.voice}'.")
+        self.last_request = params
+        return FakeSession(self, params)
 
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[PcmChunk]:
-        self.last_request = request
-        self.started += 1
+
+class FakeSession(EngineSession):
+    def __init__(self, engine: FakeEngine, params: SessionParams) -> None:
+        super().__init__(params)
+        self.engine = engine
+        self.text: list[str] = []
+        self.committed = asyncio.Event()
+
+    async def feed(self, text: str) -> None:
+        self.text.append(text)
+
+    async def commit(self) -> None:
+        self.engine.last_text = "".join(self.text)
+        self.committed.set()
+
+    async def clear(self) -> None:
+        self.text.clear()
+
+    async def close(self) -> None:
+        self.committed.set()
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        await self.committed.wait()
+        engine = self.engine
+        engine.started += 1
         finished = False
         try:
-            for i in range(self.chunks):
-                if self.fail_after is not None and i == self.fail_after:
+            if self.params.word_timestamps:
+                words = self.engine.last_text.split()
+                yield WordTimings([WordTiming(w, 0.1 * i, 0.1 * (i + 1)) for i, w in enumerate(words)])
+            for i in range(engine.chunks):
+                if engine.fail_after is not None and i == engine.fail_after:
                     raise InternalError("synthetic failure")
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
-                self.produced += 1
-                yield PcmChunk(tone(self.chunk_samples, i * self.chunk_samples), RATE)
+                if engine.delay_s:
+                    await asyncio.sleep(engine.delay_s)
+                engine.produced += 1
+                n = engine.chunk_samples
+                yield PcmChunk(tone(n, i * n), RATE, i * n)
             finished = True
+            yield SessionEnd()
         finally:
             if not finished:
-                self.closed_early += 1
+                engine.closed_early += 1

@@ -177,7 +177,7 @@ def test_wrong_key_is_a_502_without_the_key(fake: FakeCartesia) -> None:
 
 def test_without_a_key_the_model_is_listed_unavailable(fake: FakeCartesia) -> None:
     with tts_server(fake, CARTESIA_API_KEY=None) as base:
-        models = httpx.get(f"{base}/v1/models").json()["data"]
+        models = httpx.get(f"{base}/v1/models").json()
         r = speech(base)
         voices = httpx.get(f"{base}/v1/voices", params={"model": MODEL}).json()["data"]
     assert [(m["id"], m["available"]) for m in models] == [(MODEL, False)]
@@ -192,4 +192,4 @@ def test_voices_lists_resolvable_names(base: str) -> None:
     for name in ("laidback woman", "polite man", "storyteller lady", "friendly sidekick"):
         assert by_name[name]["id"]
     assert by_name["polite man"]["gender"] == "male"
-    assert httpx.get(f"{base}/v1/models").json()["data"][0]["available"] is True
+    assert httpx.get(f"{base}/v1/models").json()[0]["available"] is True

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from engines.base import EncodedChunk, OutputSpec, SynthesisRequest
+from engines.base import EncodedChunk, EncodedPcm, OutputSpec, SynthesisRequest, WordTimings
 from engines.cartesia.engine import CartesiaEngine
 from tests.engines.cartesia.fake_cartesia import API_KEY, FakeCartesia, audio_part, wav_header
 
@@ -21,7 +21,8 @@ async def run(engine: CartesiaEngine, request: SynthesisRequest) -> list[bytes]:
     await engine.validate(request)
     chunks = []
     async for chunk in engine.synthesize(request):
-        assert isinstance(chunk, EncodedChunk)
+        # Streams come over /tts/sse as raw PCM in the asked encoding; files pass through as they are.
+        assert isinstance(chunk, EncodedPcm if request.output.stream else EncodedChunk)
         chunks.append(chunk.data)
     return chunks
 
@@ -176,3 +177,33 @@ async def test_sse_chunks_are_base64_decoded_exactly(engine: CartesiaEngine, fak
     fake.behaviour.part_size = 4097  # not a multiple of 3: base64 padding on every event
     chunks = await run(engine, make_request(format="raw", sample_rate=44100, stream=True))
     assert [base64.b64encode(c) for c in chunks] == [base64.b64encode(audio_part(i, 4097)) for i in range(3)]
+
+
+async def test_word_timestamps_are_passed_through_from_cartesias_sse(
+    engine: CartesiaEngine, fake: FakeCartesia
+) -> None:
+    fake.behaviour.sse_extra_events = True  # the fake sends a timestamps event before the first chunk
+    request = make_request(format="wav", sample_rate=44100)
+    request.word_timestamps = True
+    session = await engine.open_session(request)
+    await session.feed("Hello from ")
+    await session.feed("the proxy.")
+    await session.commit()
+    events = [event async for event in session.events()]
+    words = [w for e in events if isinstance(e, WordTimings) for w in e.words]
+    assert [(w.word, w.start, w.end) for w in words] == [("hi", 0.0, 0.2)]
+    audio = [e for e in events if isinstance(e, EncodedPcm)]
+    assert audio and all(e.encoding == "pcm_s16le" and e.sample_rate == 44100 for e in audio)
+    sent = fake.tts_requests()[-1]
+    assert sent.path == "/tts/sse" and sent.body["add_timestamps"] is True
+    assert sent.body["transcript"] == "Hello from the proxy."  # fed pieces, one upstream request at commit
+
+
+async def test_clear_drops_text_fed_before_it(engine: CartesiaEngine, fake: FakeCartesia) -> None:
+    session = await engine.open_session(make_request(format="raw", sample_rate=44100))
+    await session.feed("Forget this.")
+    await session.clear()
+    await session.feed("Say this.")
+    await session.commit()
+    assert [e async for e in session.events()]
+    assert fake.tts_requests()[-1].body["transcript"] == "Say this."

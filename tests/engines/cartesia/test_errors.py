@@ -15,6 +15,9 @@ from server.errors import (
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
+    error_body,
+    error_headers,
+    http_status,
 )
 from tests.engines.cartesia.fake_cartesia import API_KEY, FakeCartesia, audio_part
 
@@ -53,7 +56,7 @@ async def test_client_faults_are_400_with_cartesias_message(
     fake.behaviour.tts_status = status
     got, err = await collect(engine, make_request(stream))
     assert got == [] and isinstance(err, InvalidRequest)
-    assert err.status_code == 400
+    assert http_status(err) == 400
     assert "The fake was told to fail." in err.message
 
 
@@ -62,7 +65,7 @@ async def test_cartesias_own_rejection_is_reported(engine: CartesiaEngine, fake:
     fake.behaviour.known_voice_ids = {"e00d0e4c-a5c8-443f-a8a3-473eb9a62355"}
     unknown = "99999999-8888-4777-8666-555555555555"
     got, err = await collect(engine, make_request(voice=unknown))
-    assert got == [] and isinstance(err, InvalidRequest) and err.status_code == 400
+    assert got == [] and isinstance(err, InvalidRequest) and http_status(err) == 400
     assert "Voice not found" in err.message and unknown in err.message
 
 
@@ -78,16 +81,16 @@ async def test_wrong_key_is_a_502_that_never_echoes_the_key(make_engine, fake: F
     engine = await make_engine(CARTESIA_API_KEY=wrong)
     got, err = await collect(engine, make_request())
     assert got == [] and isinstance(err, UpstreamError)
-    assert err.status_code == 502 and err.code == "upstream_auth_failed"
+    assert http_status(err) == 502 and err.code == "upstream_auth_failed"
     assert "CARTESIA_API_KEY" in err.message
-    assert wrong not in str(err.body()) and API_KEY not in str(err.body())
+    assert wrong not in str(error_body(err)) and API_KEY not in str(error_body(err))
     assert fake.tts_requests()[0].headers["authorization"] == f"Bearer {wrong}"  # it was sent, and refused
 
 
 async def test_forbidden_is_a_502(engine: CartesiaEngine, fake: FakeCartesia) -> None:
     fake.behaviour.tts_status = 403
     _, err = await collect(engine, make_request(stream=True))
-    assert isinstance(err, UpstreamError) and err.status_code == 502
+    assert isinstance(err, UpstreamError) and http_status(err) == 502
     assert "The fake was told to fail." not in err.message  # auth failures quote nothing upstream
 
 
@@ -101,22 +104,22 @@ async def test_rate_limit_is_a_429_keeping_retry_after(
     fake.behaviour.tts_status = 429
     fake.behaviour.retry_after = retry_after
     _, err = await collect(engine, make_request())
-    assert isinstance(err, Overloaded) and err.status_code == 429
-    assert err.headers["Retry-After"] == expected
+    assert isinstance(err, Overloaded) and http_status(err) == 429
+    assert error_headers(err)["Retry-After"] == expected
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_server_errors_are_502(engine: CartesiaEngine, fake: FakeCartesia, status: int) -> None:
     fake.behaviour.tts_status = status
     _, err = await collect(engine, make_request())
-    assert isinstance(err, UpstreamError) and err.status_code == 502
+    assert isinstance(err, UpstreamError) and http_status(err) == 502
     assert str(status) in err.message
 
 
 async def test_connection_failure_is_a_502(make_engine) -> None:
     engine = await make_engine(cartesia_base_url=f"http://127.0.0.1:{free_port()}")
     _, err = await collect(engine, make_request())
-    assert isinstance(err, UpstreamError) and err.status_code == 502
+    assert isinstance(err, UpstreamError) and http_status(err) == 502
     assert "ConnectError" in err.message
 
 
@@ -125,7 +128,7 @@ async def test_upstream_silence_is_a_504(make_engine, fake: FakeCartesia, stream
     engine = await make_engine(cartesia_read_timeout_s=0.3)
     fake.behaviour.hang_s = 5
     got, err = await collect(engine, make_request(stream))
-    assert got == [] and isinstance(err, UpstreamTimeout) and err.status_code == 504
+    assert got == [] and isinstance(err, UpstreamTimeout) and http_status(err) == 504
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["bytes", "sse"])
@@ -165,7 +168,7 @@ async def test_no_key_means_unavailable_and_a_clear_error(make_engine, fake: Fak
     assert engine.voices()  # the catalog is still listed
     with pytest.raises(ServiceUnavailable) as err:
         await engine.validate(make_request())
-    assert err.value.status_code == 503 and "CARTESIA_API_KEY" in err.value.message
+    assert http_status(err.value) == 503 and "CARTESIA_API_KEY" in err.value.message
     _, failure = await collect(engine, make_request())
     assert isinstance(failure, ServiceUnavailable)
     with pytest.raises(ServiceUnavailable):
@@ -183,4 +186,4 @@ async def test_a_redirect_is_a_502_never_audio(engine: CartesiaEngine, fake: Fak
     # Redirects are not followed (the bearer key must not travel elsewhere), so a 3xx body is no audio.
     fake.behaviour.tts_status = 307
     got, err = await collect(engine, make_request(stream))
-    assert got == [] and isinstance(err, UpstreamError) and err.status_code == 502
+    assert got == [] and isinstance(err, UpstreamError) and http_status(err) == 502

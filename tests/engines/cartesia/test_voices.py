@@ -11,7 +11,7 @@ import pytest
 from engines.base import OutputSpec, SynthesisRequest
 from engines.cartesia.engine import CartesiaEngine
 from engines.cartesia.voices import VoiceCatalogError, load_cartesia_catalog, parse_catalog
-from server.errors import InvalidVoice, UpstreamError
+from server.errors import InvalidVoice, UpstreamError, http_status
 from tests.engines.cartesia.fake_cartesia import FakeCartesia, cartesia_voice
 
 # Together's documented names for cartesia/sonic (API reference enum) and their Cartesia UUIDs.
@@ -97,7 +97,7 @@ async def test_concurrent_lookups_share_one_listing(engine: CartesiaEngine, fake
 async def test_unknown_voice_is_a_400_before_any_synthesis(engine: CartesiaEngine, fake: FakeCartesia) -> None:
     with pytest.raises(InvalidVoice) as err:
         await engine.validate(make_request("no such voice"))
-    assert err.value.status_code == 400 and err.value.param == "voice"
+    assert http_status(err.value) == 400 and err.value.param == "voice"
     assert "no such voice" in err.value.message
     assert fake.tts_requests() == []
 

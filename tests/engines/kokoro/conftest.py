@@ -9,10 +9,17 @@ import pytest
 from engines.kokoro.engine import KokoroEngine
 from server.settings import Settings
 
+MODEL = "hexgrad/Kokoro-82M"
+
+
+def kokoro_settings_for(kokoro_dir, **overrides) -> Settings:
+    base = dict(kokoro_source=str(kokoro_dir), device="cpu", first_segment_chars=60, segment_chars=200)
+    return Settings(**{**base, **overrides})
+
 
 @pytest.fixture(scope="session")
 def kokoro_settings(kokoro_dir) -> Settings:
-    return Settings(kokoro_source=str(kokoro_dir), device="cpu", first_segment_chars=60, segment_chars=200)
+    return kokoro_settings_for(kokoro_dir)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +28,23 @@ def kokoro_engine(kokoro_settings):
 
     The model lives on the engine's worker thread, so tests in other event loops can use it.
     """
-    engine = KokoroEngine("hexgrad/Kokoro-82M", kokoro_settings)
+    engine = KokoroEngine(MODEL, kokoro_settings)
     asyncio.run(engine.load())
     yield engine
     asyncio.run(engine.close())
+
+
+@pytest.fixture
+async def make_kokoro(kokoro_dir):
+    """``await make_kokoro(**settings)``: a fresh engine with its own settings, closed after the test."""
+    engines: list[KokoroEngine] = []
+
+    async def make(**overrides) -> KokoroEngine:
+        engine = KokoroEngine(MODEL, kokoro_settings_for(kokoro_dir, **overrides))
+        await engine.load()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.close()

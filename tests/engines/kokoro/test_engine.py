@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from engines.base import SynthesisRequest
+from engines.base import PcmChunk, SynthesisRequest
 from engines.kokoro.engine import EDGE_FADE_SAMPLES
-from engines.kokoro.g2p import spacy_model_alias
+from engines.kokoro.g2p import Phonemizer, spacy_model_alias
 from engines.text import segment_text
 from server.errors import InternalError, InvalidVoice, UnsupportedLanguage
 
 MODEL = "hexgrad/Kokoro-82M"
 TWO_SENTENCES = "Hello world. This sentence is the second one, and it is a little longer."
+# Batched and solo differ only by float reordering in padded ops: well under this (see test_batched_forward).
+TOLERANCE = 1e-4
 
 
 def request(text=TWO_SENTENCES, voice="af_heart", **kw) -> SynthesisRequest:
@@ -23,6 +25,13 @@ def request(text=TWO_SENTENCES, voice="af_heart", **kw) -> SynthesisRequest:
 
 async def synthesize(engine, **kw) -> list[np.ndarray]:
     return [chunk.samples async for chunk in engine.synthesize(request(**kw))]
+
+
+def assert_close(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal within TOLERANCE outside the 2 ms edge fades (which only ever shrink the signal)."""
+    n = EDGE_FADE_SAMPLES
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a[n:-n], b[n:-n], atol=TOLERANCE)
 
 
 @pytest.fixture(scope="module")
@@ -44,23 +53,25 @@ async def test_audio_equals_kpipeline_for_the_same_weights_voice_and_seed(
     pack = torch.load(kokoro_dir / "voices" / "af_heart.pt", weights_only=True)
     reference = []
     settings = kokoro_engine.settings
-    for segment in segment_text(
-        TWO_SENTENCES, first_chars=settings.first_segment_chars, max_chars=settings.segment_chars
-    ):
+    segments = segment_text(
+        TWO_SENTENCES,
+        first_chars=settings.first_segment_chars,
+        max_chars=settings.segment_chars,
+        min_chars=settings.segment_min_chars,
+    )
+    for segment in segments:
         results = reference_pipeline(segment, voice=pack)
         while True:
-            torch.manual_seed(3 + len(reference))  # the engine seeds each chunk the same way
+            torch.manual_seed(3 + len(reference))  # the engine seeds chunk i's vocoder noise with seed + i
             result = next(results, None)
             if result is None:
                 break
             reference.append(result.audio.numpy())
     assert len(ours) == len(reference) == 2
-    n = EDGE_FADE_SAMPLES
     for mine, ref in zip(ours, reference):
-        assert mine.shape == ref.shape
-        # Tolerance: identical ops on identical weights; only the 2 ms edge fades differ.
-        np.testing.assert_allclose(mine[n:-n], ref[n:-n], atol=1e-5)
-        assert np.all(np.abs(mine[:n]) <= np.abs(ref[:n]) + 1e-6)
+        assert_close(mine, ref)
+        n = EDGE_FADE_SAMPLES
+        assert np.all(np.abs(mine[:n]) <= np.abs(ref[:n]) + TOLERANCE)
 
 
 async def test_same_seed_same_audio_other_seed_other_audio(kokoro_engine):
@@ -82,8 +93,10 @@ async def test_segments_join_without_clicks(kokoro_engine):
 
 async def test_long_input_is_split_and_nothing_is_dropped(kokoro_engine):
     text = " ".join(f"Sentence number {i} talks about a topic, which is quite interesting." for i in range(12))
-    segments = segment_text(text, first_chars=60, max_chars=200)
-    phonemes = [p for s in segments for p in kokoro_engine._phonemizer.phonemize(s, "a")]
+    settings = kokoro_engine.settings
+    segments = segment_text(text, first_chars=60, max_chars=200, min_chars=settings.segment_min_chars)
+    phonemizer = Phonemizer(MODEL)
+    phonemes = [p for s in segments for p in phonemizer.phonemize(s, "a")]
     assert all(len(p) <= 510 for p in phonemes)
     chunks = await synthesize(kokoro_engine, text=text, speed=4.0, seed=0)
     assert len(chunks) == len(phonemes) >= 4
@@ -111,7 +124,6 @@ async def test_validation_errors(kokoro_engine):
 
 async def test_disconnect_stops_the_remaining_segments(kokoro_engine):
     text = " ".join(f"This is sentence {i}." for i in range(40))
-    segments = segment_text(text, first_chars=60, max_chars=200)
     before = kokoro_engine.stats()
     stream = kokoro_engine.synthesize(request(text=text, speed=4.0))
     async with contextlib.aclosing(stream):
@@ -122,19 +134,7 @@ async def test_disconnect_stops_the_remaining_segments(kokoro_engine):
             break
         await asyncio.sleep(0.05)
     assert stats["jobs_cancelled"] == before["jobs_cancelled"] + 1
-    assert stats["steps"] - before["steps"] < len(segments)
-
-
-async def test_concurrent_requests_share_steps_and_match_solo_runs(kokoro_engine):
-    texts = ["First speaker here.", "Second speaker, a bit longer.", "Third."]
-    solo = [np.concatenate(await synthesize(kokoro_engine, text=t, seed=i)) for i, t in enumerate(texts)]
-    before = kokoro_engine.stats()["batch_size_histogram"]
-    together = await asyncio.gather(*(synthesize(kokoro_engine, text=t, seed=i) for i, t in enumerate(texts)))
-    for alone, chunks in zip(solo, together):
-        np.testing.assert_array_equal(alone, np.concatenate(chunks))
-    after = kokoro_engine.stats()["batch_size_histogram"]
-    shared = sum(count for size, count in after.items() if size > 1) - sum(c for s, c in before.items() if s > 1)
-    assert shared >= 1
+    assert stats["items"] - before["items"] < 6  # of 10+ chunks, only those already in flight ran
 
 
 async def test_warmup_and_voices(kokoro_engine):
@@ -142,17 +142,25 @@ async def test_warmup_and_voices(kokoro_engine):
     assert {v.id for v in kokoro_engine.voices()} >= {"af_heart", "bm_george"}
 
 
-async def test_a_failing_request_does_not_fail_its_batch(kokoro_engine, monkeypatch):
-    model = kokoro_engine._model
+async def test_a_failing_request_does_not_fail_its_batch(make_kokoro):
+    engine = await make_kokoro(max_wait_ms=2000)
+    forward = engine.batcher.forward
+    real_front = forward.front
 
-    def flaky(phonemes, ref_s, speed):
-        if speed == 3.0:  # the marked request
+    def flaky(items):
+        if any(item.speed == 3.0 for item in items):  # the marked request, alone or in a batch
             raise RuntimeError("boom")
-        return model(phonemes, ref_s, speed)
+        return real_front(items)
 
-    monkeypatch.setattr(kokoro_engine, "_model", flaky)
-    bad = synthesize(kokoro_engine, text="This one breaks.", speed=3.0)
-    good = synthesize(kokoro_engine, text="This one works.", seed=0)
+    forward.front = flaky
+    bad = synthesize(engine, text="This one breaks.", speed=3.0)
+    good = synthesize(engine, text="This one works.", seed=0)
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], InternalError)
     assert len(results[1]) == 1 and results[1][0].size > 0
+
+
+async def test_chunks_carry_their_offset_within_the_utterance(kokoro_engine):
+    chunks = [c async for c in kokoro_engine.synthesize(request(seed=1))]
+    assert all(isinstance(c, PcmChunk) for c in chunks)
+    assert [c.offset for c in chunks] == [0, chunks[0].samples.size]

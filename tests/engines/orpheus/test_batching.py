@@ -12,7 +12,7 @@ import torch
 from engines.audio import fade
 from engines.orpheus.codec import Window
 from engines.orpheus.tokens import FRAME_TOKENS, SAMPLES_PER_FRAME, frame_codes
-from server.errors import Overloaded
+from server.errors import Overloaded, http_status
 from tests.engines.orpheus.helpers import request, synthesize, wait_until
 
 CASES = [
@@ -69,7 +69,7 @@ async def test_full_queue_answers_429(make_engine):
     await wait_until(lambda: engine.worker.load == 2)
     with pytest.raises(Overloaded) as info:
         await synthesize(engine, seed=3)
-    assert info.value.status_code == 429
+    assert http_status(info.value) == 429
     for task in busy:
         task.cancel()
     await asyncio.gather(*busy, return_exceptions=True)
@@ -86,18 +86,20 @@ async def test_long_input_runs_segments_in_parallel_and_joins_them_in_order(make
     )
     text = "First, a short one. Then a second sentence follows here. And a third one ends it."
     state = engine.plan(request(text=text, seed=5, max_tokens=28))
-    assert [s.text for s in state.segments] == [
-        "First, a short one.",
-        "Then a second sentence follows here. And a third one ends it.",
-    ]
+    segmenter = engine.segmenter()
+    texts = segmenter.feed(text) + segmenter.finish()
+    assert texts == ["First, a short one.", "Then a second sentence follows here. And a third one ends it."]
+    state.add_texts(texts)
+    state.close_input()
     job = engine.worker.submit(state)
-    audio = np.concatenate([chunk async for chunk in job.results()])
+    audio = np.concatenate([chunk.samples async for chunk in job.results()])
     assert engine.stats()["max_lm_batch_size_seen"] == 2  # both segments of one request ran together
     parts = [_full_decode_of(s, engine.scheduler.codec) for s in state.segments]
     assert [p.size for p in parts] == [4 * SAMPLES_PER_FRAME] * 2
     n = state.fade_samples
     parts[0][-n:] = fade(parts[0], n, rising=False)[-n:]
     parts[1][:n] = fade(parts[1], n, rising=True)[:n]
+    parts[1][-n:] = fade(parts[1], n, rising=False)[-n:]  # every segment ends faded, the last one too
     assert audio.shape == (8 * SAMPLES_PER_FRAME,)
     assert np.abs(audio - np.concatenate(parts)).max() < 1e-5
 

@@ -12,7 +12,7 @@ from engines.hub import WeightsUnavailable
 from engines.orpheus import loader
 from engines.orpheus.engine import OrpheusEngine
 from engines.registry import create_engine
-from server.errors import InvalidRequest, InvalidVoice, UnsupportedLanguage
+from server.errors import InvalidRequest, InvalidVoice, UnsupportedLanguage, http_status
 from server.settings import ORPHEUS_MODEL, Settings
 from tests.engines.orpheus.helpers import request, synthesize, wait_until
 
@@ -36,10 +36,10 @@ async def test_validate_rejects_unknown_voice_other_languages_and_unstable_sampl
     await orpheus_engine.validate(request())
     with pytest.raises(InvalidVoice) as info:
         await orpheus_engine.validate(request(voice="af_heart"))
-    assert info.value.status_code == 400 and "tara" in info.value.message
+    assert http_status(info.value) == 400 and "tara" in info.value.message
     with pytest.raises(UnsupportedLanguage) as lang:
         await orpheus_engine.validate(request(language="fr"))
-    assert lang.value.status_code == 400
+    assert http_status(lang.value) == 400
     with pytest.raises(InvalidRequest):
         await orpheus_engine.validate(request(repetition_penalty=1.0))
 
@@ -99,15 +99,17 @@ def test_snac_lookahead_must_be_at_least_one():
     assert Settings(orpheus_snac_lookahead_frames=1).orpheus_snac_lookahead_frames == 1
 
 
-async def test_validate_does_not_plan_and_synthesize_plans_once(make_engine, monkeypatch):
+async def test_a_session_is_planned_once_however_its_text_arrives(make_engine, monkeypatch):
     engine = await make_engine()
     planned = []
     original = engine.plan
     monkeypatch.setattr(engine, "plan", lambda request: planned.append(request) or original(request))
-    await engine.validate(request(seed=6, max_tokens=14))
-    assert planned == []
-    await synthesize(engine, seed=6, max_tokens=14)
-    assert len(planned) == 1
+    session = await engine.open_session(request(seed=6, max_tokens=14))
+    for piece in ("Hello", " there.", " And more", " text."):
+        await session.feed(piece)
+    await session.commit()
+    audio = [event async for event in session.events()]
+    assert len(planned) == 1 and len(audio) > 1
 
 
 async def test_warmup_runs(make_engine):

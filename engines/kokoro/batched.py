@@ -1,0 +1,159 @@
+"""A padded, batched Kokoro-82M forward over one ``kokoro.KModel``'s own modules and weights.
+
+``KModel.forward_with_tokens`` handles one utterance. :class:`BatchedKokoro` runs B phoneme
+sequences of different lengths together and gives each the audio a solo run would give
+(to float rounding): ALBERT and the text encoder get real lengths and masks, the LSTMs run packed,
+durations are rounded per item, every instance norm sees an item's real frames only, and the
+vocoder draws its randomness from each item's own ``torch.Generator``, never the global RNG.
+
+Usage::
+
+    batched = BatchedKokoro(kmodel)
+    prosody = batched.front(items)  # ALBERT, text encoders, durations, F0 / energy
+    audio = batched.decode(prosody, [item.generator for item in items])
+
+``decode`` also takes a single item: on CPU the decoder is compute-bound already at batch 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engines.kokoro.batched_norm import TimeMask, adain_res_blk, packed_lstm, pad_stack
+from engines.kokoro.batched_vocoder import decode_batch
+
+STYLE_DIM = 128  # ref_s = [decoder style (128) | prosody style (128)]
+
+
+@dataclass
+class ForwardItem:
+    input_ids: torch.LongTensor  # [T] token ids including the leading and trailing 0
+    ref_s: torch.Tensor  # [1, 256] or [256]: the voice pack's row for this phoneme count
+    speed: float
+    generator: torch.Generator  # the vocoder's randomness for this item, on the model's device
+
+
+@dataclass
+class Prosody:
+    durations: torch.LongTensor  # [T] frames per token
+    frames: int  # durations.sum()
+    asr: torch.Tensor  # [C, frames] text features aligned to frames
+    f0: torch.Tensor  # [2 * frames]
+    n: torch.Tensor  # [2 * frames]
+    style: torch.Tensor  # [128] the decoder's half of ref_s
+
+
+class BatchedKokoro:
+    """Batched inference over ``model`` (a ``kokoro.KModel`` in eval mode); holds no weights of its own."""
+
+    def __init__(self, model) -> None:  # model: kokoro.KModel
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def __call__(self, items: Sequence[ForwardItem]) -> list[tuple[torch.Tensor, torch.LongTensor]]:
+        prosody = self.front(items)
+        audio = self.decode(prosody, [item.generator for item in items])
+        return [(wave, p.durations) for wave, p in zip(audio, prosody)]
+
+    @torch.inference_mode()
+    def front(self, items: Sequence[ForwardItem]) -> list[Prosody]:
+        """Everything before the decoder, for all items at once."""
+        if not items:
+            return []
+        model, device = self.model, self.device
+        lengths = [int(item.input_ids.shape[-1]) for item in items]
+        if max(lengths) > model.context_length:
+            raise ValueError(f"{max(lengths)} tokens exceed ALBERT's context of {model.context_length}")
+        width = max(lengths)
+        input_ids = pad_stack([item.input_ids.reshape(-1).to(device) for item in items], width)
+        ref_s = torch.stack([item.ref_s.reshape(-1).to(device) for item in items])
+        lengths_cpu = torch.tensor(lengths, dtype=torch.long)  # pack_padded_sequence wants them on the CPU
+        text_mask = torch.arange(width, device=device)[None, :] >= lengths_cpu.to(device)[:, None]  # True = padding
+        prosody_style = ref_s[:, STYLE_DIM:]
+
+        bert = model.bert(input_ids, attention_mask=(~text_mask).int())
+        d_en = model.bert_encoder(bert).transpose(-1, -2)
+        d = model.predictor.text_encoder(d_en, prosody_style, lengths_cpu, text_mask)  # [B, T, C + style]
+        x = packed_lstm(model.predictor.lstm, d, lengths)
+        duration_sums = torch.sigmoid(model.predictor.duration_proj(x)).sum(dim=-1)
+        durations = torch.zeros_like(input_ids)
+        for b, item in enumerate(items):
+            # Divided per item by a Python float, as KModel does: a float32 speed tensor could
+            # round differently and move a duration across .5.
+            durations[b, : lengths[b]] = torch.round(duration_sums[b, : lengths[b]] / item.speed).clamp(min=1).long()
+        frames = durations.sum(dim=1).tolist()
+        alignment = token_to_frame_alignment(durations, max(frames)).to(d.dtype)  # [B, T, F]
+
+        en = d.transpose(-1, -2) @ alignment
+        frame_mask = TimeMask.build(frames, alignment.shape[-1], device)
+        f0, n = self._f0_and_energy(en, prosody_style, frame_mask)
+        t_en = model.text_encoder(input_ids, lengths_cpu, text_mask)
+        asr = t_en @ alignment
+
+        return [
+            Prosody(
+                durations=durations[b, : lengths[b]],
+                frames=frames[b],
+                asr=asr[b, :, : frames[b]],
+                f0=f0[b, : 2 * frames[b]],
+                n=n[b, : 2 * frames[b]],
+                style=ref_s[b, :STYLE_DIM],
+            )
+            for b in range(len(items))
+        ]
+
+    def _f0_and_energy(
+        self, en: torch.Tensor, style: torch.Tensor, frame_mask: TimeMask
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ProsodyPredictor.F0Ntrain`` for a padded batch: ``[B, 2F]`` F0 and energy curves."""
+        predictor = self.model.predictor
+        shared = packed_lstm(predictor.shared, en.transpose(-1, -2), frame_mask.lengths).transpose(-1, -2)
+        curves = []
+        for blocks, projection in ((predictor.F0, predictor.F0_proj), (predictor.N, predictor.N_proj)):
+            x, mask = shared, frame_mask
+            for block in blocks:
+                x, mask = adain_res_blk(block, x, style, mask)
+            curves.append(mask.apply(projection(x)).squeeze(1))
+        return curves[0], curves[1]
+
+    @torch.inference_mode()
+    def decode(self, prosody: Sequence[Prosody], generators: Sequence[torch.Generator]) -> list[torch.Tensor]:
+        """Decoder + vocoder for all items at once: each audio 1-D, ``600 * frames`` samples, on the device."""
+        if len(prosody) != len(generators):
+            raise ValueError(f"{len(prosody)} items but {len(generators)} generators")
+        if not prosody:
+            return []
+        frames = [p.frames for p in prosody]
+        asr = pad_stack([p.asr for p in prosody], max(frames))
+        style = torch.stack([p.style for p in prosody])
+        audio = decode_batch(
+            self.model.decoder, asr, [p.f0 for p in prosody], [p.n for p in prosody], style, frames, generators
+        )
+        samples_per_frame = self.samples_per_frame
+        for wave, count in zip(audio, frames):
+            if wave.shape[-1] != samples_per_frame * count:
+                raise RuntimeError(f"vocoder gave {wave.shape[-1]} samples for {count} frames")
+        return audio
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Audio samples per duration frame: 2 (decoder upsampling) x the generator's F0 upsampling (300)."""
+        return 2 * int(self.model.decoder.generator.f0_upsamp.scale_factor)
+
+
+def token_to_frame_alignment(durations: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[B, T, frames]`` 0/1 matrix: token t covers frames [start_t, end_t) of its item.
+
+    Built from cumulative sums compared with a frame index (no loop over frames); tokens with
+    duration 0 (the padding) cover nothing, so padded frames of shorter items stay empty.
+    """
+    ends = durations.cumsum(dim=-1)
+    starts = ends - durations
+    frame = torch.arange(frames, device=durations.device)
+    return (frame >= starts[..., None]) & (frame < ends[..., None])

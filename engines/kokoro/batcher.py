@@ -1,0 +1,278 @@
+"""One worker step of the Kokoro engine: the next chunk of every ready request, in padded batches.
+
+The step takes one phoneme chunk from each request the :class:`BatchWorker` hands it, sorts them
+by length and cuts them into buckets of similar length within a budget of padded tokens, so
+padding stays small. Each bucket runs the text/prosody front as one batched forward; the decoder
+then follows the policy, because the hardware decides what batching buys:
+
+* ``batched`` (CUDA): the decoder runs batched too, cut again by a budget of padded frames, and
+  each decoder batch's audio is converted on the device and copied to the host once;
+* ``front`` (CPU): the decoder is compute-bound at batch 1 on a CPU (batching it made it slower
+  there), so it runs one item at a time and each item's audio leaves as soon as it is ready;
+* ``serial``: one item at a time through everything, for comparison and as a fallback.
+
+Audio is faded at its edges and, on CUDA, resampled and encoded to the response's PCM on the
+device before one device-to-host copy (``engines/pcm_device.py``). On a CPU, soxr and numpy in the
+server do the same conversion faster, so the float samples go over as they are.
+
+A failing batched call is retried item by item, so a bad item fails its own request only. A
+request whose client left is skipped before each decoder call.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from engines import pcm_device
+from engines.base import EncodedPcm, PcmChunk, WordTimings
+from engines.errors import InternalError
+from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
+from engines.kokoro.requests import KokoroItem, KokoroRequest
+from engines.kokoro.timestamps import SAMPLE_RATE, SAMPLES_PER_FRAME, word_timings
+from engines.worker import Job
+
+logger = logging.getLogger(__name__)
+
+EDGE_FADE_SAMPLES = 48  # 2 ms raised-cosine ramps: segment joins start and end at zero, no clicks
+BUCKET_MIN_RATIO = 0.5  # an item joins a bucket when it is at least half the bucket's longest
+
+
+@dataclass
+class Work:
+    job: Job[KokoroRequest]
+    item: KokoroItem
+
+    @property
+    def request(self) -> KokoroRequest:
+        return self.job.state
+
+
+def _ramp(n: int, device: torch.device) -> torch.Tensor:
+    """Rising raised-cosine of ``n`` samples (the same values as engines.audio.fade)."""
+    return (0.5 - 0.5 * torch.cos(torch.linspace(0.0, torch.pi, n, dtype=torch.float64))).float().to(device)
+
+
+def buckets(work: Sequence[Work], max_tokens: int, key: Callable[[Work], int]) -> list[list[Work]]:
+    """Cut ``work`` (any order) into groups of similar ``key`` whose padded size fits ``max_tokens``."""
+    out: list[list[Work]] = []
+    for entry in sorted(work, key=key, reverse=True):
+        group = out[-1] if out else None
+        longest = key(group[0]) if group else 0
+        if group and key(entry) >= BUCKET_MIN_RATIO * longest and (len(group) + 1) * longest <= max_tokens:
+            group.append(entry)
+        else:
+            out.append([entry])
+    return out
+
+
+class KokoroBatcher:
+    def __init__(
+        self,
+        forward: BatchedKokoro,
+        device: torch.device,
+        *,
+        policy: str,
+        max_batch_tokens: int,
+        max_batch_frames: int,
+        device_pcm: bool,
+    ) -> None:
+        self.forward = forward
+        self.device = device
+        self.policy = policy
+        self.device_pcm = device_pcm
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_frames = max_batch_frames
+        self._resamplers: dict[int, pcm_device.Resampler] = {}
+        self._fade = _ramp(EDGE_FADE_SAMPLES, device)
+        self._lock = threading.Lock()
+        self._stats: dict[str, Any] = {
+            "front_calls": 0,
+            "decoder_calls": 0,
+            "items": 0,
+            "front_batch_histogram": collections.Counter(),
+            "decoder_batch_histogram": collections.Counter(),
+            "real_tokens": 0,
+            "padded_tokens": 0,
+            "real_frames": 0,
+            "padded_frames": 0,
+            "items_skipped_cancelled": 0,
+        }
+        self.audio_seconds = 0.0
+        self.synthesis_seconds = 0.0
+
+    # -- the worker step ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, jobs: Sequence[Job[KokoroRequest]]) -> None:
+        started = time.perf_counter()
+        work: list[Work] = []
+        for job in jobs:
+            request = job.state
+            done = request.input_done  # read before the queue: see requests.py
+            if request.chunks:
+                work.append(Work(job, request.chunks.popleft()))
+            elif done:
+                job.finish()
+        for bucket in buckets(work, self.max_batch_tokens, key=lambda w: w.item.tokens):
+            self._run_bucket(bucket)
+        for job in jobs:
+            if not job.finished and job.state.exhausted():
+                job.finish()
+        with self._lock:
+            self.synthesis_seconds += time.perf_counter() - started
+
+    def _run_bucket(self, bucket: list[Work]) -> None:
+        if self.policy == "serial":
+            for entry in bucket:
+                self._run_bucket_batched([entry])
+            return
+        prosody = self._front(bucket)
+        live = [(w, p) for w, p in zip(bucket, prosody) if p is not None]
+        if self.policy == "front":
+            for entry, item_prosody in live:
+                self._decode([entry], [item_prosody])
+        else:
+            self._decode_batched(live)
+
+    def _run_bucket_batched(self, bucket: list[Work]) -> None:
+        prosody = self._front(bucket)
+        self._decode_batched([(w, p) for w, p in zip(bucket, prosody) if p is not None])
+
+    def _decode_batched(self, live: list[tuple[Work, Prosody]]) -> None:
+        by_work = {id(w): p for w, p in live}
+        for group in buckets([w for w, _ in live], self.max_batch_frames, key=lambda w: by_work[id(w)].frames):
+            self._decode(group, [by_work[id(w)] for w in group])
+
+    # -- stages, each with per-item failure isolation -----------------------------------------
+    def _front(self, bucket: list[Work]) -> list[Prosody | None]:
+        items = [ForwardItem(w.item.input_ids, w.item.ref_s, w.request.speed, None) for w in bucket]
+        try:
+            prosody: list[Prosody | None] = list(self.forward.front(items))
+        except Exception:
+            if len(bucket) == 1:
+                self._fail(bucket[0], "front")
+                return [None]
+            logger.warning("kokoro: batched front failed; retrying its %d items one by one", len(bucket))
+            return [self._front([w])[0] for w in bucket]
+        longest = max(w.item.tokens for w in bucket)
+        self._count(
+            "front",
+            len(bucket),
+            real_tokens=sum(w.item.tokens for w in bucket),
+            padded_tokens=longest * len(bucket),
+        )
+        return prosody
+
+    def _decode(self, group: list[Work], prosody: list[Prosody]) -> None:
+        keep = [i for i, w in enumerate(group) if not w.job.cancelled]
+        if len(keep) < len(group):
+            with self._lock:
+                self._stats["items_skipped_cancelled"] += len(group) - len(keep)
+        group, prosody = [group[i] for i in keep], [prosody[i] for i in keep]
+        if not group:
+            return
+        generators = [w.request.generator(w.item, self.device) for w in group]
+        try:
+            audio = self.forward.decode(prosody, generators)
+            encoded = self._convert([w.request for w in group], audio)
+        except Exception:
+            if len(group) == 1:
+                self._fail(group[0], "decoder")
+                return
+            logger.warning("kokoro: batched decoder failed; retrying its %d items one by one", len(group))
+            for entry, item_prosody in zip(group, prosody):
+                self._decode([entry], [item_prosody])
+            return
+        longest = max(p.frames for p in prosody)
+        self._count(
+            "decoder",
+            len(group),
+            real_frames=sum(p.frames for p in prosody),
+            padded_frames=longest * len(group),
+        )
+        for entry, item_prosody, data in zip(group, prosody, encoded):
+            self._emit(entry, item_prosody, data)
+
+    def _convert(self, requests: list[KokoroRequest], audio: list[torch.Tensor]) -> list[bytes | np.ndarray]:
+        """Fade the edges; then resample and encode on the device (one host copy per rate and encoding),
+        or, without device PCM, copy the float samples over once and let the server convert them."""
+        if not self.device_pcm:
+            faded = [self._smooth_edges(a) for a in audio]
+            host = torch.cat(faded).float().cpu().numpy() if faded else np.zeros(0, np.float32)
+            return np.split(host, np.cumsum([a.shape[0] for a in faded])[:-1])
+        out: list[bytes | None] = [None] * len(audio)
+        groups: dict[tuple[int, str], list[int]] = collections.defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[(request.sample_rate, request.encoding)].append(index)
+        for (rate, encoding), indices in groups.items():
+            faded = [self._smooth_edges(audio[i]) for i in indices]
+            resampler = None if rate == SAMPLE_RATE else self._resampler(rate)
+            for index, data in zip(indices, pcm_device.encode_batch(faded, encoding, resampler)):
+                out[index] = data
+        return out  # type: ignore[return-value]
+
+    def _emit(self, entry: Work, prosody: Prosody, data: bytes | np.ndarray) -> None:
+        request, item = entry.request, entry.item
+        if request.word_timestamps and item.spans is not None:
+            durations = prosody.durations.tolist()
+            entry.job.emit(WordTimings(word_timings(item.spans, durations, request.start_seconds)))
+        if isinstance(data, np.ndarray):
+            entry.job.emit(PcmChunk(data, SAMPLE_RATE, request.native_samples))
+        else:
+            samples = len(data) // pcm_device.BYTES_PER_SAMPLE[request.encoding]
+            entry.job.emit(EncodedPcm(data, request.sample_rate, request.encoding, request.samples_out))
+            request.samples_out += samples
+        request.native_samples += prosody.frames * SAMPLES_PER_FRAME
+        with self._lock:
+            self.audio_seconds += prosody.frames * SAMPLES_PER_FRAME / SAMPLE_RATE
+
+    def _fail(self, entry: Work, stage: str) -> None:
+        logger.exception("kokoro: the %s failed for one request", stage)
+        entry.job.fail(InternalError("The server failed to synthesize this request."))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _smooth_edges(self, audio: torch.Tensor) -> torch.Tensor:
+        n = min(EDGE_FADE_SAMPLES, audio.shape[0] // 2)
+        if n == 0:
+            return audio
+        ramp = self._fade if n == EDGE_FADE_SAMPLES else _ramp(n, audio.device)
+        out = audio.clone()
+        out[:n] *= ramp.to(out.dtype)
+        out[-n:] *= ramp.flip(0).to(out.dtype)
+        return out
+
+    def _resampler(self, rate: int) -> pcm_device.Resampler:
+        if rate not in self._resamplers:
+            self._resamplers[rate] = pcm_device.Resampler(SAMPLE_RATE, rate, self.device)
+        return self._resamplers[rate]
+
+    def _count(self, stage: str, size: int, **amounts: int) -> None:
+        with self._lock:
+            self._stats[f"{stage}_calls"] += 1
+            self._stats[f"{stage}_batch_histogram"][size] += 1
+            if stage == "front":
+                self._stats["items"] += size
+            for key, value in amounts.items():
+                self._stats[key] += value
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            stats = dict(self._stats)
+            for key in ("front_batch_histogram", "decoder_batch_histogram"):
+                stats[key] = dict(sorted(self._stats[key].items()))
+        stats["policy"] = self.policy
+        stats["token_efficiency"] = (
+            round(stats["real_tokens"] / stats["padded_tokens"], 3) if stats["padded_tokens"] else None
+        )
+        stats["frame_efficiency"] = (
+            round(stats["real_frames"] / stats["padded_frames"], 3) if stats["padded_frames"] else None
+        )
+        return stats

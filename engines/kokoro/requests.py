@@ -1,0 +1,71 @@
+"""Per-request state of the Kokoro engine, shared by the event loop (G2P) and the worker thread.
+
+The event loop appends phoneme chunks in order as G2P returns them; the worker takes one chunk per
+request per step. The producer appends before it marks the input complete, and the worker reads
+the flags before the queue, so a request is never finished while a chunk is still on its way.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engines.kokoro.timestamps import SAMPLE_RATE
+
+
+@dataclass
+class KokoroItem:
+    """One phoneme chunk: one forward pass of one request."""
+
+    index: int  # position within the request: seeds its vocoder noise
+    input_ids: torch.Tensor  # [T] with the boundary tokens
+    ref_s: torch.Tensor  # [1, 256] style vector for this length
+    spans: list[tuple[str, int, int]] | None  # word spans for timestamps (English, when asked for)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+@dataclass
+class KokoroRequest:
+    """``Job.state`` for Kokoro."""
+
+    pack: torch.Tensor  # [510, 1, 256] voice (or mix)
+    speed: float
+    seed: int
+    lang_code: str
+    sample_rate: int  # output rate
+    encoding: str  # output PCM encoding
+    word_timestamps: bool
+    chunks: collections.deque[KokoroItem] = field(default_factory=collections.deque)
+    g2p_pending: int = 0  # segments handed to G2P and not back yet (event loop only)
+    input_done: bool = False  # set once every segment's chunks are queued
+    next_index: int = 0
+    samples_out: int = 0  # at the output rate: the next chunk's offset
+    native_samples: int = 0  # at 24 kHz: where the next chunk starts, for word timings
+
+    @property
+    def start_seconds(self) -> float:
+        return self.native_samples / SAMPLE_RATE
+
+    def generator(self, item: KokoroItem, device: torch.device) -> torch.Generator:
+        """The vocoder noise of one chunk: a function of the seed and the chunk's place only."""
+        return torch.Generator(device=device).manual_seed(self.seed + item.index)
+
+    def exhausted(self) -> bool:
+        """All input is phonemized and every chunk taken (worker thread; flag read before the queue)."""
+        return self.input_done and not self.chunks
+
+    def ready(self) -> bool:
+        return bool(self.chunks) or self.input_done
+
+
+def new_item(request: KokoroRequest, phonemes: str, input_ids: torch.Tensor, spans: Any) -> KokoroItem:
+    """Number a chunk (event loop, in text order) and pick its style vector by length, as KPipeline does."""
+    item = KokoroItem(request.next_index, input_ids, request.pack[max(len(phonemes), 1) - 1], spans)
+    request.next_index += 1
+    return item

@@ -1,0 +1,36 @@
+"""Kokoro's settings section: weights, batching policy, G2P workers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from engines.settings import LocalEngineSettings
+
+KOKORO_MODEL = "hexgrad/Kokoro-82M"
+
+
+class KokoroSettings(LocalEngineSettings):
+    kokoro_source: str = Field(KOKORO_MODEL, description="HF repo id or local directory with Kokoro weights.")
+    kokoro_revision: str = Field("f3ff3571791e39611d31c381e3a41a3af07b4987", description="Pinned HF revision.")
+    kokoro_batch_policy: Literal["auto", "batched", "front", "serial"] = Field(
+        "auto",
+        description="How a step runs its items: batched = one padded forward (text front and decoder); front = "
+        "batched text/prosody front, decoder one item at a time, each item's audio sent when ready; serial = one "
+        "item at a time. auto = batched on CUDA, front on CPU (where the decoder is compute-bound at batch 1).",
+    )
+    kokoro_max_batch_tokens: int = Field(
+        4096, ge=64, description="Budget of padded phoneme tokens (items x longest) per batched front."
+    )
+    kokoro_max_batch_frames: int = Field(
+        8192, ge=64, description="Budget of padded frames (items x longest) per batched decoder call."
+    )
+    kokoro_device_pcm: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Resample and encode audio on the model's device before one host copy per batch; auto = on "
+        "CUDA only (on a CPU the server's soxr path is faster).",
+    )
+    kokoro_g2p_workers: int = Field(
+        2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."
+    )

@@ -1,0 +1,54 @@
+"""Orpheus's settings section: weights, sampling defaults, segmenting and streaming SNAC windows."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from engines.settings import LocalEngineSettings
+
+ORPHEUS_MODEL = "canopylabs/orpheus-3b-0.1-ft"
+
+
+class OrpheusSettings(LocalEngineSettings):
+    orpheus_source: str = Field(ORPHEUS_MODEL, description="HF repo id or local directory with the Orpheus LM.")
+    orpheus_revision: str = Field("4206a56e5a68cf6cf96900a8a78acd3370c02eb6", description="Pinned HF revision.")
+    snac_source: str = Field("hubertsiuzdak/snac_24khz", description="HF repo id or local directory with SNAC.")
+    snac_revision: str = Field("d73ad176a12188fcf4f360ba3bf2c2fbbe8f58ec", description="Pinned HF revision.")
+
+    # Sampling defaults are canopyai/Orpheus-TTS's own (orpheus_tts/engine_class.py,
+    # generate_tokens_sync): temperature 0.6, top_p 0.8, repetition_penalty 1.3, max_tokens 1200.
+    orpheus_temperature: float = Field(0.6, gt=0.0, le=2.0, description="Orpheus sampling temperature.")
+    orpheus_top_p: float = Field(0.8, gt=0.0, le=1.0, description="Orpheus nucleus sampling mass.")
+    orpheus_repetition_penalty: float = Field(
+        1.3, ge=1.1, le=2.0, description="Orpheus repetition penalty; the authors require >= 1.1 for stable speech."
+    )
+    orpheus_max_tokens: int = Field(
+        1200, ge=7, description="Default most audio tokens per text segment (7 per 85 ms frame; 1200 ~ 14 s)."
+    )
+    orpheus_max_tokens_limit: int = Field(
+        8000, ge=7, description="Highest per-request max_tokens (Orpheus was trained on 8192-token sequences)."
+    )
+    orpheus_segment_chars: int = Field(
+        200, ge=20, description="Longest Orpheus text segment (caps segment_chars; ~200 chars fit 1200 tokens)."
+    )
+    orpheus_parallel_segments: int = Field(
+        2, ge=1, description="Segments of one request generated at once when the batch has free rows."
+    )
+    orpheus_snac_context_frames: int = Field(
+        3, ge=0, description="Already-emitted frames decoded again as left context of each SNAC window (3 = exact)."
+    )
+    orpheus_snac_lookahead_frames: int = Field(
+        2,
+        ge=1,
+        description="Frames decoded after the emitted ones as right context (2: ~-67 dB error, 3 = exact; "
+        "0 is audibly wrong, so at least 1).",
+    )
+    orpheus_snac_first_chunk_frames: int = Field(
+        1, ge=1, description="Frames in a stream's first audio chunk (2048 samples each); small = early first audio."
+    )
+    orpheus_snac_chunk_frames: int = Field(
+        4, ge=1, description="Frames per later audio chunk; larger amortises the context frames each window decodes."
+    )
+    orpheus_join_fade_ms: float = Field(
+        5.0, ge=0.0, le=50.0, description="Raised-cosine fade at the joins between text segments, so no click."
+    )

@@ -1,0 +1,52 @@
+"""Settings every local engine reads: hardware, where weights come from, scheduling, segmentation.
+
+Each engine owns a settings section next to its code (``engines/<name>/settings.py``) that extends
+this one; the server composes all sections into its one settings object, so every field keeps its
+``TTS_<FIELD>`` environment variable and ``--<field>`` flag. Plain pydantic models: nothing here
+reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LocalEngineSettings(BaseModel):
+    # --- hardware ------------------------------------------------------------------------------
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype for generative models; auto = bf16 on CUDA, fp32 on CPU."
+    )
+
+    # --- model sources -------------------------------------------------------------------------
+    cache_dir: Path | None = Field(None, description="Hugging Face cache directory (default: HF's own).")
+    offline: bool = Field(False, description="Never contact the Hugging Face Hub; use the cache or local dirs.")
+
+    # --- scheduling ----------------------------------------------------------------------------
+    max_queue_size: int = Field(64, ge=1, description="Requests queued or running per model before 429.")
+    max_batch_size: int = Field(8, ge=1, description="Most requests one worker step serves together.")
+    max_wait_ms: float = Field(5.0, ge=0, description="How long a worker waits to fill a batch.")
+
+    # --- text segmentation (engines/text.py) ---------------------------------------------------
+    first_segment_chars: int = Field(
+        120, ge=20, description="Longest first text segment (smaller = faster first audio)."
+    )
+    segment_chars: int = Field(400, ge=50, description="Longest later text segment.")
+    segment_min_chars: int = Field(
+        100, ge=1, description="Later segments gather sentences until they have at least this many characters."
+    )
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self, device: str) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if device.startswith("cuda") else "float32"
