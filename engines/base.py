@@ -65,6 +65,11 @@ class SessionParams:
     # Per-request sampling overrides for generative models (temperature, top_p, ...).
     sampling: dict[str, Any] = field(default_factory=dict)
     word_timestamps: bool = False
+    # Text that arrives in pieces while the listener waits (the realtime websocket): release every
+    # sentence the moment it ends, and unfinished text once it reaches this many characters
+    # (Together's ``max_partial_length``). None: the engine's segmentation for whole inputs, which
+    # gathers short sentences into longer segments.
+    max_partial_chars: int | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -169,6 +174,9 @@ class Engine(abc.ABC):
     #: Hosted Together ignores sample_rate/response_encoding for this model (always 24 kHz s16le).
     #: With ``hosted_compat`` the server mimics that; see server/services/speech.py.
     hosted_ignores_output_options: bool = True
+    #: Whether the model itself honours ``SessionParams.speed``. Where it does not, the OpenAI route
+    #: time-stretches the audio instead (the Together route keeps ignoring ``speed`` there).
+    native_speed: bool = True
 
     def __init__(self, model_id: str, settings: Any) -> None:
         self.model_id = model_id

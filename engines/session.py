@@ -19,10 +19,19 @@ from engines.text import TextSegmenter
 from engines.worker import Job
 
 
+def realtime_segmenter(params: SessionParams, segmenter: TextSegmenter) -> TextSegmenter | None:
+    """For text arriving while someone listens: each sentence goes as soon as it ends, and
+    unfinished text at ``max_partial_chars``, still within the engine's own longest segment."""
+    if params.max_partial_chars is None:
+        return None
+    limit = max(1, min(params.max_partial_chars, segmenter.max_chars))
+    return TextSegmenter(first_chars=limit, max_chars=limit, min_chars=1)
+
+
 class WorkerSession(EngineSession):
     def __init__(self, params: SessionParams, segmenter: TextSegmenter) -> None:
         super().__init__(params)
-        self._segmenter = segmenter
+        self._segmenter = realtime_segmenter(params, segmenter) or segmenter
         self._job: Job[Any] | None = None
         self._started = asyncio.Event()  # a job exists, or the session ended without one
         self._committed = False

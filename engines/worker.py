@@ -122,6 +122,8 @@ class BatchWorker:
             "jobs_failed": 0,
             "max_batch_size_seen": 0,
             "batch_size_histogram": collections.Counter(),
+            # Steps that started at least one request: do concurrent arrivals share their first step?
+            "first_step_batch_histogram": collections.Counter(),
         }
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -160,7 +162,8 @@ class BatchWorker:
     def snapshot(self) -> dict[str, Any]:
         with self._stats_lock:
             stats = dict(self.stats)
-            stats["batch_size_histogram"] = dict(self.stats["batch_size_histogram"])
+            for key in ("batch_size_histogram", "first_step_batch_histogram"):
+                stats[key] = dict(self.stats[key])
         stats.update(queued=len(self._pending), active=len(self._active))
         return stats
 
@@ -238,6 +241,9 @@ class BatchWorker:
             if not batch:
                 continue
             self._count("steps", batch_size=len(batch))
+            if any(job.steps == 0 for job in batch):
+                with self._stats_lock:
+                    self.stats["first_step_batch_histogram"][len(batch)] += 1
             for job in batch:
                 job.steps += 1
             try:

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from engines.base import Engine
 from server.engine_pool import EnginePool
 from server.errors import install_error_handlers
-from server.routes import health, speech, voices
+from server.openai.dialect import OpenAIDialect
+from server.routes import health, openai_speech, realtime, speech, voices
 from server.services.speech import SpeechService
 from server.settings import Settings
 
@@ -63,7 +64,9 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     app.state.engine_pool = pool
     app.state.speech_service = SpeechService(pool, settings)
     app.add_middleware(VersionPrefix)
+    # Outside VersionPrefix: sees every spelling of .../audio/speech, rewrites OpenAI-style bodies.
+    app.add_middleware(OpenAIDialect, aliases=frozenset(a.lower() for a in settings.openai_model_aliases))
     install_error_handlers(app)
-    for module in (speech, voices, health):
+    for module in (speech, openai_speech, realtime, voices, health):
         app.include_router(module.router)
     return app

@@ -63,8 +63,14 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark tool parses its own arguments
+        from benchmarks.bench.cli import main as bench
+
+        return bench(argv[1:])
     parser = argparse.ArgumentParser(prog="tts-server", description="Together-compatible text-to-speech server.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="Latency and throughput of speech endpoints (`tts-server bench --help`).")
     _add_settings_flags(sub.add_parser("serve", help="Start the HTTP server (default model: Kokoro)."))
     _add_settings_flags(sub.add_parser("download", help="Prefetch the configured models' weights."))
     args = parser.parse_args(argv)

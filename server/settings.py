@@ -13,6 +13,7 @@ Nothing reads the environment at import time: ``Settings()`` does, when the CLI 
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -30,6 +31,43 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _split_mapping(value: object) -> object:
+    """``name=target,name=target`` (or a JSON object) from an env var or flag -> dict."""
+    if isinstance(value, str):
+        if value.strip().startswith("{"):
+            return json.loads(value)
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("expected name=target pairs separated by commas, or a JSON object")
+        return {name.strip(): target.strip() for name, target in pairs}
+    return value
+
+
+# OpenAI's model names and voices -> what serves them here (see server/openai/). Kokoro ships voices
+# named after most of OpenAI's; the others get a Kokoro voice of a similar register.
+OPENAI_MODEL_ALIASES = {
+    "tts-1": KOKORO_MODEL,
+    "tts-1-hd": KOKORO_MODEL,
+    "gpt-4o-mini-tts": KOKORO_MODEL,
+    "gpt-4o-mini-tts-2025-12-15": KOKORO_MODEL,
+}
+OPENAI_VOICES = {
+    "alloy": "af_alloy",
+    "ash": "am_adam",
+    "ballad": "bm_george",
+    "coral": "af_heart",
+    "echo": "am_echo",
+    "fable": "bm_fable",
+    "nova": "af_nova",
+    "onyx": "am_onyx",
+    "sage": "af_sarah",
+    "shimmer": "af_sky",
+    "verse": "am_michael",
+    "marin": "af_bella",
+    "cedar": "am_liam",
+}
 
 
 class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
@@ -60,7 +98,30 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
         ),
     )
 
+    # --- realtime websocket (server/realtime/) ---------------------------------------------------
+    realtime_max_partial_length: int = Field(
+        250, ge=1, description="Default max_partial_length: unfinished text released after this many characters."
+    )
+    realtime_idle_timeout_s: float = Field(
+        120.0, gt=0, description="Close a realtime websocket after this long with no client event and no audio."
+    )
+    realtime_max_session_s: float = Field(3600.0, gt=0, description="Longest a realtime websocket may stay open.")
+
+    # --- OpenAI clients (server/openai/) ---------------------------------------------------------
+    openai_model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        OPENAI_MODEL_ALIASES,
+        description="OpenAI model names -> served models (name=model,... or JSON), for OpenAI-style requests.",
+    )
+    openai_voices: Annotated[dict[str, str], NoDecode] = Field(
+        OPENAI_VOICES, description="OpenAI voice names -> Kokoro voices (name=voice,... or JSON)."
+    )
+
     @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("openai_model_aliases", "openai_voices", mode="before")
+    @classmethod
+    def _mapping(cls, value: object) -> object:
+        return _split_mapping(value)

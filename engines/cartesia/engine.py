@@ -28,7 +28,9 @@ from engines.base import (
 )
 from engines.cartesia.client import CartesiaClient
 from engines.cartesia.mapping import CARTESIA_LANGUAGES, build_tts_body, cartesia_model_id, check_request, uses_sse
+from engines.cartesia.realtime import CartesiaRealtimeSession
 from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cartesia_catalog
+from engines.cartesia.websocket import CartesiaSocket
 from engines.errors import InvalidRequest, ServiceUnavailable, TTSError, UpstreamError
 from engines.pcm_device import BYTES_PER_SAMPLE
 
@@ -37,7 +39,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_COUNTERS = ("requests", "stream_requests", "bytes_requests", "chunks", "bytes", "upstream_errors")
+_COUNTERS = (
+    "requests",
+    "stream_requests",
+    "bytes_requests",
+    "chunks",
+    "bytes",
+    "upstream_errors",
+    "websocket_contexts",  # realtime sessions' contexts on Cartesia's websocket (engines/cartesia/realtime.py)
+)
 
 
 class CartesiaEngine(Engine):
@@ -55,6 +65,9 @@ class CartesiaEngine(Engine):
             else None
         )
         self._resolver: VoiceResolver | None = None
+        key = settings.cartesia_api_key
+        self.api_key: str | None = key.get_secret_value() if key is not None else None
+        self._socket = CartesiaSocket(settings, self.api_key)  # connects on the first realtime session
         # Every key from the start, so /stats has the same shape before the first request.
         self._counters: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
 
@@ -69,6 +82,7 @@ class CartesiaEngine(Engine):
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self._socket.aclose()
 
     @property
     def available(self) -> bool:
@@ -102,12 +116,18 @@ class CartesiaEngine(Engine):
             return params
         return dataclasses.replace(params, output=dataclasses.replace(params.output, sample_rate=self.sample_rate))
 
-    async def open_session(self, params: SessionParams) -> CartesiaSession:
+    async def open_session(self, params: SessionParams) -> EngineSession:
         self._require_key()
         params = self._with_sample_rate(params)
         check_request(params)
         voice_id = await self._voice_resolver().resolve(params.voice)
+        if params.max_partial_chars is not None:  # text arriving in pieces: Cartesia's websocket
+            self._counters["requests"] += 1
+            return CartesiaRealtimeSession(self, self._socket, params, voice_id)
         return CartesiaSession(self, params, voice_id)
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        self._counters[counter] += amount
 
     async def proxy(self, params: SessionParams, text: str, voice_id: str) -> AsyncIterator[SessionEvent]:
         """One upstream request for ``text``; audio (and word timings) yielded as Cartesia sends them."""

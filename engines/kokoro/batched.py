@@ -119,7 +119,7 @@ class BatchedKokoro:
             x, mask = shared, frame_mask
             for block in blocks:
                 x, mask = adain_res_blk(block, x, style, mask)
-            curves.append(mask.apply(projection(x)).squeeze(1))
+            curves.append(mask.apply_(projection(x)).squeeze(1))
         return curves[0], curves[1]
 
     @torch.inference_mode()

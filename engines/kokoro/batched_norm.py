@@ -52,6 +52,10 @@ class TimeMask:
         # masked_fill, not a multiply: inf * 0 would leave NaN in the padding.
         return x if self.keep is None else x.masked_fill(~self.keep, 0.0)
 
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """In place, for a layer's fresh output (saves a copy of a sample-rate tensor per conv)."""
+        return x if self.keep is None else x.masked_fill_(~self.keep, 0.0)
+
     def resized(self, lengths: Sequence[int], width: int) -> TimeMask:
         return TimeMask.build(lengths, width, self.device)
 
@@ -101,7 +105,7 @@ def masked_instance_norm(
     """
     if not mask.padded or norm.track_running_stats:  # running statistics ignore the other items anyway
         y = norm(x)
-        return mask.apply(y if scale is None else y * scale + shift)
+        return mask.apply_(y if scale is None else y * scale + shift)
     # Statistics in fp32 at least: sums over up to ~10^5 steps per item.
     xf = x.float()
     mean = torch.bmm(xf, mask.weights) / mask.count  # masked sum over time, without a masked copy
@@ -142,12 +146,12 @@ def adain_res_blk(
 
     h = block.actv(adain(block.norm1, x, style, mask))  # LeakyReLU keeps the zero padding
     if upsamples:
-        h = out_mask.apply(block.pool(h))
-    h = out_mask.apply(block.conv1(h))
+        h = out_mask.apply_(block.pool(h))
+    h = out_mask.apply_(block.conv1(h))
     h = block.actv(adain(block.norm2, h, style, out_mask))
-    h = out_mask.apply(block.conv2(h))
+    h = out_mask.apply_(block.conv2(h))
 
-    shortcut = out_mask.apply(block._shortcut(x))
+    shortcut = out_mask.apply(block._shortcut(x))  # may be x itself: not in place
     return (h + shortcut) * torch.rsqrt(torch.tensor(2)), out_mask
 
 
@@ -158,14 +162,15 @@ def adain_res_block1(block: nn.Module, x: torch.Tensor, style: torch.Tensor, mas
     for c1, c2, n1, n2, a1, a2 in zip(
         block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2
     ):
-        xt = adain(n1, x, style, mask)
-        xt = xt + (1 / a1) * (torch.sin(a1 * xt) ** 2)  # Snake keeps 0 at 0
-        xt = mask.apply(c1(xt))
-        xt = adain(n2, xt, style, mask)
-        xt = xt + (1 / a2) * (torch.sin(a2 * xt) ** 2)
-        xt = mask.apply(c2(xt))
+        xt = mask.apply_(c1(snake(adain(n1, x, style, mask), a1)))
+        xt = mask.apply_(c2(snake(adain(n2, xt, style, mask), a2)))
         x = xt + x
     return x
+
+
+def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """AdaINResBlock1's Snake1D, ``x + sin(alpha x)^2 / alpha``, with fewer temporaries; keeps 0 at 0."""
+    return torch.addcmul(x, torch.sin(alpha * x).square_(), 1 / alpha)
 
 
 def packed_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:

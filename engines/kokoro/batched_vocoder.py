@@ -37,10 +37,10 @@ def decode_batch(
     f0 = pad_stack(f0_curves, 2 * width)
     n = pad_stack(n_curves, 2 * width)
 
-    f0_down = frame_mask.apply(decoder.F0_conv(f0.unsqueeze(1)))
-    n_down = frame_mask.apply(decoder.N_conv(n.unsqueeze(1)))
+    f0_down = frame_mask.apply_(decoder.F0_conv(f0.unsqueeze(1)))
+    n_down = frame_mask.apply_(decoder.N_conv(n.unsqueeze(1)))
     x, mask = adain_res_blk(decoder.encode, torch.cat([asr, f0_down, n_down], dim=1), style, frame_mask)
-    asr_res = frame_mask.apply(decoder.asr_res(asr))
+    asr_res = frame_mask.apply_(decoder.asr_res(asr))
     concat_residual = True
     for block in decoder.decode:
         if concat_residual:
@@ -62,15 +62,15 @@ def generate_batch(
     """``kokoro.istftnet.Generator.forward`` for B items (``x``: ``[B, 512, 2F]``, zero-padded)."""
     harmonics = [harmonic_features(generator, f0, rng) for f0, rng in zip(f0_curves, generators)]
     har_mask = TimeMask.build([h.shape[-1] for h in harmonics], max(h.shape[-1] for h in harmonics), x.device)
-    har = har_mask.apply(pad_stack(harmonics, har_mask.width))
+    har = har_mask.apply_(pad_stack(harmonics, har_mask.width))
 
     for i in range(generator.num_upsamples):
         x = F.leaky_relu(x, negative_slope=0.1)
         source_mask = har_mask.after(generator.noise_convs[i])
-        x_source = source_mask.apply(generator.noise_convs[i](har))
+        x_source = source_mask.apply_(generator.noise_convs[i](har))
         x_source = adain_res_block1(generator.noise_res[i], x_source, style, source_mask)
         mask = mask.after(generator.ups[i])
-        x = mask.apply(generator.ups[i](x))
+        x = mask.apply_(generator.ups[i](x))
         if i == generator.num_upsamples - 1:
             left, right = generator.reflection_pad.padding
             # A right-hand reflection would mirror the padding, not the item's end.

@@ -1,10 +1,11 @@
 """The canopylabs/orpheus-3b-0.1-ft engine: a Llama LM speaking SNAC codes, batched across requests.
 
 A session validates and plans the request once (voice, sampling, seed), segments its text as it
-arrives and hands each segment to the job, which the scheduler admits into its batch at the next
-step; the LM and the codec run on one :class:`BatchWorker` thread whose step is
-:meth:`OrpheusScheduler.step`. See scheduler.py for the batching and snac_stream.py for the
-streaming decode.
+arrives and hands each segment to the job. Two LM backends generate the audio tokens
+(``orpheus_backend``): transformers, on a :class:`BatchWorker` thread whose step is
+:meth:`OrpheusScheduler.step` (scheduler.py, the portable path and the reference), and vLLM
+(vllm_backend.py). Both hand SNAC windows to the same codec stage (codec_stage.py), which decodes
+them on its own thread; snac_stream.py plans the windows, requests.py keeps the audio in order.
 
 ``speed`` (a Kokoro extension) is ignored: Orpheus has no rate control; its authors note that
 higher repetition_penalty and temperature make it speak faster.
@@ -20,6 +21,7 @@ from engines.base import Engine, SessionParams, SynthesisRequest, Voice
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
+from engines.orpheus.codec_stage import CodecStage, resolve_batching
 from engines.orpheus.requests import OrpheusRequest
 from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 class OrpheusEngine(Engine):
     sample_rate = SAMPLE_RATE
     languages = frozenset({"en"})
+    native_speed = False  # no rate control: the OpenAI route time-stretches instead
 
     def __init__(self, model_id: str, settings: Any) -> None:
         super().__init__(model_id, settings)
@@ -53,7 +56,9 @@ class OrpheusEngine(Engine):
         self._voice_ids = {v.id for v in self._voices}
         self._scheduler: OrpheusScheduler | None = None
         self.components: loader.OrpheusComponents | None = None
-        self._worker: BatchWorker | None = None
+        self._worker: Any = None  # BatchWorker (transformers) or VllmRunner: submit, wake, snapshot, stop
+        self._codec: CodecStage | None = None
+        self.backend: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -61,26 +66,48 @@ class OrpheusEngine(Engine):
         return loader.prefetch(settings)
 
     async def load(self) -> None:
-        parts = await asyncio.to_thread(loader.load_all, self.settings)
+        s = self.settings
+        self.backend = resolve_backend(s.orpheus_backend, s.resolved_device())
+        load = loader.load_for_vllm if self.backend == "vllm" else loader.load_all
+        parts = await asyncio.to_thread(load, s)
         self.components = parts
         codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device)
+        self._codec = CodecStage(
+            codec,
+            batching=resolve_batching(s.orpheus_codec_batching, parts.device),
+            max_batch=s.orpheus_codec_max_batch,
+            wait_ms=s.orpheus_codec_wait_ms,
+            on_complete=lambda job: self._worker.completed(job),
+        )
+        self._codec.start()
+        if self.backend == "vllm":
+            from engines.orpheus.vllm_backend import VllmRunner
+
+            runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec)
+            await asyncio.to_thread(runner.start)
+            self._worker = runner
+            return
         self._scheduler = OrpheusScheduler(
             parts.model,
             parts.tokenizer,
-            codec,
-            max_rows=self.settings.max_batch_size,
-            parallel_segments=self.settings.orpheus_parallel_segments,
+            self._codec,
+            max_rows=s.max_batch_size,
+            parallel_segments=s.orpheus_parallel_segments,
+            max_len=s.orpheus_max_model_len,
+            cuda_graphs=s.orpheus_cuda_graphs,
         )
-        self._worker = BatchWorker(
+        worker = BatchWorker(
             "orpheus",
             self._scheduler.step,
-            max_batch_size=self.settings.max_batch_size,
-            max_wait_ms=self.settings.max_wait_ms,
-            max_queue_size=self.settings.max_queue_size,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+            max_queue_size=s.max_queue_size,
             on_leave=self._scheduler.release,
             is_ready=lambda job: job.state.has_work(),
         )
-        self._worker.start()
+        worker.completed = lambda job: worker.wake()  # the codec finished a job: the worker retires it
+        self._worker = worker
+        worker.start()
 
     async def warmup(self) -> None:
         request = SynthesisRequest(
@@ -92,7 +119,10 @@ class OrpheusEngine(Engine):
     async def close(self) -> None:
         if self._worker is not None:
             await self._worker.stop()
+        if self._codec is not None:
+            await asyncio.to_thread(self._codec.stop)
         self._worker = None
+        self._codec = None
         self._scheduler = None
         self.components = None
 
@@ -139,28 +169,45 @@ class OrpheusEngine(Engine):
 
     # -- introspection ------------------------------------------------------------------------
     @property
-    def worker(self) -> BatchWorker | None:
+    def worker(self) -> Any:
         return self._worker
 
     @property
     def scheduler(self) -> OrpheusScheduler | None:
         return self._scheduler
 
+    @property
+    def codec(self) -> CodecStage | None:
+        return self._codec
+
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._worker.snapshot() if self._worker else {}
+        stats.update(audio_seconds=0.0, synthesis_seconds=0.0)
         if self._scheduler is not None:
-            stats.update(self._scheduler.stats())  # includes audio_seconds and synthesis_seconds
-        else:
-            stats.update(audio_seconds=0.0, synthesis_seconds=0.0)
+            stats.update(self._scheduler.stats())
+        elif self._worker is not None and hasattr(self._worker, "lm_stats"):
+            stats.update(self._worker.lm_stats())
+        if self._codec is not None:
+            stats.update(self._codec.stats())  # includes audio_seconds
+        stats["backend"] = self.backend
         return stats
+
+
+def resolve_backend(setting: str, device: str) -> str:
+    """``auto``: vLLM when it is importable and the device is CUDA; else transformers."""
+    if setting != "auto":
+        return setting
+    if not device.startswith("cuda"):
+        return "transformers"
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
 class OrpheusSession(WorkerSession):
     """Each settled segment joins the request's inbox; the scheduler admits it at its next step."""
 
-    def __init__(
-        self, worker: BatchWorker, params: SessionParams, segmenter: TextSegmenter, request: OrpheusRequest
-    ) -> None:
+    def __init__(self, worker: Any, params: SessionParams, segmenter: TextSegmenter, request: OrpheusRequest) -> None:
         super().__init__(params, segmenter)
         self._worker = worker
         self._request = request

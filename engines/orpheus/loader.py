@@ -84,10 +84,11 @@ def load_snac(directory: Path) -> torch.nn.Module:
 
 @dataclass
 class OrpheusComponents:
-    model: Any
+    model: Any  # None with the vLLM backend, which loads the LM itself from lm_path
     tokenizer: Any
     snac: torch.nn.Module
     device: str
+    lm_path: Path | None = None
 
 
 def load_all(settings: Any) -> OrpheusComponents:
@@ -99,7 +100,14 @@ def load_all(settings: Any) -> OrpheusComponents:
     model = load_lm(lm_path, device, dtype)
     snac = load_snac(snac_path)
     logger.info("Orpheus LM from %s (%s, %s), SNAC from %s", lm_path, device, dtype, snac_path)
-    return OrpheusComponents(model, tokenizer, snac, device)
+    return OrpheusComponents(model, tokenizer, snac, device, lm_path)
+
+
+def load_for_vllm(settings: Any) -> OrpheusComponents:
+    """Tokenizer and SNAC only: vLLM loads the LM's weights itself (in its engine process)."""
+    device = settings.resolved_device()
+    lm_path, snac_path = lm_dir(settings), snac_dir(settings)
+    return OrpheusComponents(None, load_tokenizer(lm_path), load_snac(snac_path), device, lm_path)
 
 
 def prefetch(settings: Any) -> list[str]:

@@ -7,20 +7,27 @@ request admits text while it is already speaking. Audio leaves strictly in segme
 of a later segment wait in its buffer until every earlier segment has been emitted in full. Every
 segment's end, and every segment's start but the first, gets a short raised-cosine fade, so joins
 never click and the audio does not depend on when the next segment's text arrived.
+
+Two threads touch a request: the LM (scheduler or vLLM driver) generates tokens and hands windows
+to the codec stage, and the codec stage hands decoded audio back. Audio leaves through
+:meth:`OrpheusRequest.flush`, under the request's lock, from whichever thread last changed it.
 """
 
 from __future__ import annotations
 
 import collections
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
 from engines.audio import fade
+from engines.base import PcmChunk
 from engines.orpheus.sampling import SamplingParams, derive_seed
-from engines.orpheus.snac_stream import StreamWindows, WindowConfig
-from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, frame_codes
+from engines.orpheus.snac_stream import PlannedWindow, StreamWindows, WindowConfig
+from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, SAMPLE_RATE, frame_codes
 
 
 @dataclass
@@ -33,12 +40,12 @@ class Segment:
     windows: StreamWindows
     prompt: list[int] | None = None
     tokens: list[int] = field(default_factory=list)  # audio tokens generated so far
-    generator: torch.Generator | None = None
-    generating: bool = False  # holds a row of the decode batch
+    generating: bool = False  # holds a row of the decode batch (or a vLLM sequence)
     done: bool = False  # end of speech or token budget reached
     invalid_frames: int = 0
     chunks: collections.deque[np.ndarray] = field(default_factory=collections.deque)
     started_output: bool = False
+    epoch: int = 0  # bumped on reset, so audio of windows decoded before an eviction is dropped
 
     @property
     def next_slot(self) -> int:
@@ -49,18 +56,14 @@ class Segment:
         """Generated and decoded to the last frame (its chunks may still wait for earlier segments)."""
         return self.done and self.windows.emitted == self.windows.received
 
-    def start(self) -> None:
-        self.generator = torch.Generator().manual_seed(self.seed)
-        self.generating = True
-
     def reset(self) -> None:
-        """Forget all progress (the segment was evicted before any of its audio left)."""
+        """Forget all progress (the segment was evicted before any of its audio left). Under the lock."""
         self.windows = StreamWindows(self.windows.config, self.windows.noise_seed)
         self.tokens.clear()
         self.chunks.clear()
-        self.generator = None
         self.generating = self.done = False
         self.invalid_frames = 0
+        self.epoch += 1
 
     def accept(self, token: int, max_tokens: int) -> None:
         """Take one sampled token; complete frames go to the SNAC stream."""
@@ -93,6 +96,7 @@ class OrpheusRequest:
     inbox: collections.deque[str] = field(default_factory=collections.deque)  # texts from the event loop
     input_closed: bool = False  # event loop: no more texts will come
     input_complete: bool = False  # worker: closed, and every text absorbed
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # LM thread vs codec stage
 
     # -- event loop ---------------------------------------------------------------------------
     def add_texts(self, texts: list[str]) -> None:
@@ -113,10 +117,14 @@ class OrpheusRequest:
         self.input_complete = closed
 
     def has_work(self) -> bool:
-        """Whether a step can do anything for this request (else it waits for text, not the worker)."""
-        if self.inbox or self.input_closed:
+        """Whether an LM step can do anything for this request.
+
+        Not while it only waits for text or for the codec stage: the codec wakes the worker when the
+        request completes, and the step that follows lets the worker retire it.
+        """
+        if self.inbox or (self.input_closed and not self.input_complete):
             return True
-        return any(not s.finished or s.chunks for s in self.segments[self.next_to_emit :])
+        return self.complete or any(not s.done for s in self.segments)
 
     def head(self) -> Segment | None:
         """The earliest segment still to generate: it must always hold a batch row."""
@@ -132,6 +140,32 @@ class OrpheusRequest:
     @property
     def complete(self) -> bool:
         return self.input_complete and self.next_to_emit >= len(self.segments)
+
+    def deliver(self, segment: Segment, epoch: int, planned: PlannedWindow, samples: np.ndarray) -> None:
+        """The codec stage's result for one window of ``segment`` (dropped if it was reset since)."""
+        with self.lock:
+            if segment.epoch != epoch:
+                return
+            segment.windows.mark_emitted(planned)
+            segment.chunks.append(np.ascontiguousarray(planned.emitted_samples(samples), dtype=np.float32))
+
+    def flush(self, job: Any, count: Callable[[int], None] | None = None) -> None:
+        """Emit every chunk that may leave, then finish the job if the request is complete.
+
+        ``count`` sees the number of samples before the job does, so a client that has heard the
+        audio also finds it in the stats.
+        """
+        with self.lock:
+            if job.finished:
+                return
+            chunks = self.drain()
+            if count is not None and chunks:
+                count(sum(chunk.size for chunk in chunks))
+            for chunk in chunks:
+                job.emit(PcmChunk(chunk, SAMPLE_RATE, self.samples_emitted))
+                self.samples_emitted += chunk.size
+            if self.complete:
+                job.finish()
 
     def drain(self) -> list[np.ndarray]:
         """Chunks that may leave now, in order, with fades where segments meet."""

@@ -6,9 +6,11 @@ frame is ever cut short) are meaningful. Computing logits for just the audio row
 embedding skips most of the LM head, and every step of the processing below runs on a
 ``[batch, 4097]`` tensor: repetition penalty, temperature and top-p, per row, with no Python loop.
 
-Each sequence owns a seeded ``torch.Generator`` that supplies one uniform number per token, and
-the token is found by inverse-CDF lookup on that row alone. A row's result therefore depends only
-on its own logits and its own generator, never on which other sequences share the batch.
+Each sequence draws one uniform number per token from a counter-based generator (a SplitMix64
+hash of its seed and its token index, computed with int64 tensor ops for every row at once, on the
+device, with no Python loop), and the token is found by inverse-CDF lookup on that row alone. A
+row's result therefore depends only on its own logits, seed and position, never on which other
+sequences share the batch, and a seed reproduces a request.
 """
 
 from __future__ import annotations
@@ -79,6 +81,27 @@ def derive_seed(seed: int, *salt: int) -> int:
     return value & 0x7FFFFFFFFFFFFFFF
 
 
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shr(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def counter_uniforms(seeds: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
+    """One uniform in [0, 1) per row from (seed, counter): SplitMix64, int64 arithmetic wrapping mod 2**64."""
+    z = seeds + (counters + 1) * _GOLDEN
+    z = (z ^ _shr(z, 30)) * _MIX1
+    z = (z ^ _shr(z, 27)) * _MIX2
+    z = z ^ _shr(z, 31)
+    return _shr(z, 40).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32
+
+
 class AudioHead:
     """The audio rows of the LM's output embedding, and sampling over them."""
 
@@ -90,15 +113,20 @@ class AudioHead:
     def scores(self, hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         """``[batch, 4097]`` float32 logits: the 4096 codes of each row's slot, then end-of-speech."""
         batch = hidden.shape[0]
-        audio = hidden.new_empty(batch, CODEBOOK_SIZE)
         weights = self.audio_weight.view(FRAME_TOKENS, CODEBOOK_SIZE, -1)
-        # One matmul per slot present (at most 7), over only the rows in that slot: 1/7 of the
-        # multiply-adds of computing all 28,672 audio logits for every row.
-        slot_list = slots.tolist()
-        for slot in sorted(set(slot_list)):
-            rows = [i for i, s in enumerate(slot_list) if s == slot]
-            index = torch.tensor(rows, device=hidden.device)
-            audio[index] = hidden.index_select(0, index) @ weights[slot].T
+        if hidden.device.type == "cpu":
+            # One matmul per slot present (at most 7), over only the rows in that slot: 1/7 of the
+            # multiply-adds of all 28,672 audio logits per row (reading slots is free on CPU).
+            audio = hidden.new_empty(batch, CODEBOOK_SIZE)
+            slot_list = slots.tolist()
+            for slot in sorted(set(slot_list)):
+                index = torch.tensor([i for i, s in enumerate(slot_list) if s == slot])
+                audio[index] = hidden.index_select(0, index) @ weights[slot].T
+        else:
+            # On a GPU every audio logit costs less than asking the host which slots are present
+            # (a sync per step, and no CUDA graphs): compute all 7 slots, keep each row's own.
+            every = (hidden @ self.audio_weight.T).view(batch, FRAME_TOKENS, CODEBOOK_SIZE)
+            audio = every.gather(1, slots.view(batch, 1, 1).expand(batch, 1, CODEBOOK_SIZE)).squeeze(1)
         eos = hidden @ self.eos_weight
         eos = torch.where(slots == 0, eos, torch.full_like(eos, float("-inf")))
         return torch.cat([audio, eos[:, None]], dim=1).float()

@@ -1,30 +1,33 @@
-"""Continuous batching for Orpheus: one step of the worker thread advances every running sequence.
+"""Continuous batching for Orpheus on transformers: one step of the worker thread advances every sequence.
 
 A step (called by :class:`engines.worker.BatchWorker` with the active requests):
 
-1. admit: text that arrived since the last step becomes segments; every request's earliest
-   unfinished segment gets a batch row (prefill, first token);
-   spare rows go to later segments of the same requests (up to ``orpheus_parallel_segments``),
-   and are taken back from them when a new request needs a row;
-2. decode: one batched forward of the LM over all rows, with a KV cache, and per-row sampling;
-3. audio: completed frames go to each segment's SNAC stream; the windows ready in all streams are
-   decoded in one batched codec call and emitted, in order, to each request's own queue;
-4. retire: rows whose segment ended (end of speech or token budget) leave the batch.
+1. decode: one batched forward over the rows of the slot cache (slot_cache.py), sampling on the
+   device (sampling.py), and an asynchronous copy of the new tokens to the host;
+2. collect: the tokens of the *previous* step (already copied while this step's kernels queue up)
+   go to their segments; completed frames become SNAC windows handed to the codec stage
+   (codec_stage.py), which decodes them on its own thread and emits the audio;
+3. retire: rows whose segment ended (end of speech, token budget) leave the cache;
+4. admit: text that arrived becomes segments; every request's earliest unfinished segment gets a
+   row (prefill, first token), spare rows go to later segments of the same requests (up to
+   ``orpheus_parallel_segments``) and are taken back when a new request needs one.
+
+The host reads the device once per step, one step late, so on a GPU the next step is queued before
+the host waits: no ``.item()``/``.tolist()`` per token, no per-row random draws, and no host-to-
+device copies except at joins. A row that ended is decoded once more before it leaves (that token
+is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of rows and width.
 
 Requests the worker drops (client gone, failure) leave through :meth:`release` before the next
 step. The model is only ever touched from the worker thread.
 
 Why not transformers' ``ContinuousBatchingManager``: it samples the whole batch with one
-``torch.multinomial`` (no per-request generator, so a seed cannot make a request reproducible
-whatever else is batched with it), its logits processors cannot express "the next slot's 4,096
-audio ids", it runs its own thread and queues next to our worker's, and it computes the full
-156,940-wide LM head that the audio-only head here skips.
+``torch.multinomial`` (no per-request seed), its logits processors cannot express "the next slot's
+4,096 audio ids", and it runs its own thread and queues next to our worker's.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import threading
 import time
@@ -32,111 +35,214 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import DynamicCache
 
-from engines.base import PcmChunk
-from engines.orpheus.batch_state import DecodeBatch, cache_keyword
-from engines.orpheus.codec import SnacCodec
+from engines.orpheus.codec_stage import CodecItem, CodecStage
+from engines.orpheus.decode_graphs import DecodeGraphs
 from engines.orpheus.requests import OrpheusRequest, Segment
-from engines.orpheus.sampling import AudioHead, columns_to_tokens, sample_columns
-from engines.orpheus.snac_stream import PlannedWindow
-from engines.orpheus.tokens import CODEBOOK_SIZE, SAMPLE_RATE, prompt_ids
+from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
+from engines.orpheus.slot_cache import SlotCache
+from engines.orpheus.tokens import CODEBOOK_SIZE, FRAME_TOKENS, prompt_ids
 from engines.worker import Job
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Row:
     job: Job[OrpheusRequest]
     segment: Segment
+    budget: int  # tokens this row may sample (max_tokens, or what fits in the cache)
+    length: int = 0  # tokens in its KV cache row (host-side count; never read from the device)
+    sampled: int = 0  # tokens sampled, including those not yet collected
+    dropped: bool = False  # released or evicted: tokens still in flight for it are ignored
 
 
 class OrpheusScheduler:
-    def __init__(self, model: Any, tokenizer: Any, codec: SnacCodec, *, max_rows: int, parallel_segments: int) -> None:
-        self.model = model
-        self.decoder = model.get_decoder()
-        self.cache_kw = cache_keyword(self.decoder)
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        codec: CodecStage,
+        *,
+        max_rows: int,
+        parallel_segments: int,
+        max_len: int = 8192,
+        cuda_graphs: bool = False,
+    ) -> None:
+        self.cache = SlotCache(model, max_rows, max_len)
         self.head = AudioHead(model.get_output_embeddings().weight)
-        self.device = self.head.audio_weight.device
+        self.device = self.cache.device
         self.tokenizer = tokenizer
         self.codec = codec
         self.max_rows = max_rows
         self.parallel_segments = parallel_segments
-        self.batch = DecodeBatch(self.device)
-        self.rows: dict[int, _Row] = {}  # sequence id -> owner
-        self._ids = itertools.count()
+        self.rows: list[_Row] = []  # cache row i belongs to rows[i]
+        # Tokens copied to the host and not yet read: (rows, host tensor, CUDA event or None).
+        self._inflight: list[tuple[list[_Row], torch.Tensor, Any]] = []
+        cuda = self.device.type == "cuda"
+        self._pin = cuda
+        # cuda_graphs on CPU runs the same padded shapes without capture (so tests cover them).
+        self.graphs: DecodeGraphs | None = None
+        if cuda_graphs:
+            c = self.cache
+            state = [c.lengths, c.last, c.slots, c.counters, c.seen]
+            self.graphs = DecodeGraphs(self._decode_rows, max_rows, max_len, capture=cuda, state=state)
         self._stats_lock = threading.Lock()
         self._stats: dict[str, Any] = {
             "decode_steps": 0,
             "tokens_generated": 0,
             "prefills": 0,
             "sequences_evicted": 0,
-            "frames_decoded": 0,
             "frames_invalid": 0,
-            "codec_calls": 0,
-            "codec_windows": 0,
             "max_lm_batch_size_seen": 0,
             "lm_batch_size_histogram": collections.Counter(),
         }
-        self._audio_samples = 0  # emitted to requests
         self._step_seconds = 0.0  # spent in step()
-        self._timed_from = 0.0  # perf_counter() up to which step time is already counted
 
     # -- worker entry points ------------------------------------------------------------------
     def step(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
-        self._timed_from = time.perf_counter()
+        started = time.perf_counter()
         try:
             with torch.inference_mode():
-                self._admit(jobs)
-                if len(self.batch):
-                    self._decode()
-                self._audio(jobs)
+                launched = self._decode() if self.rows else None
+                self._collect(keep_last=launched is not None)
                 self._retire()
+                self._admit(jobs)
+                self._flush(jobs)
         except BaseException:
-            # The worker fails every job of this step; start from a clean batch for the next ones.
+            # The worker fails every job of this step; start from an empty cache for the next ones.
+            for row in self.rows:
+                row.dropped = True
             self.rows.clear()
-            self.batch = DecodeBatch(self.device)
+            self._inflight.clear()
             raise
         finally:
-            self._count_time()
+            with self._stats_lock:
+                self._step_seconds += time.perf_counter() - started
 
     def release(self, job: Job[OrpheusRequest]) -> None:
         """``on_leave``: the request is done or gone; free its rows now (worker thread)."""
-        ids = [sid for sid, row in self.rows.items() if row.job is job]
-        for sid in ids:
-            self.rows.pop(sid).segment.generating = False
-        if ids:
-            with torch.inference_mode():
-                self.batch.keep(list(self.rows))
+        with torch.inference_mode():
+            self._remove([i for i, row in enumerate(self.rows) if row.job is job], drop=True)
+        for segment in job.state.segments:
+            segment.generating = False
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
             stats = dict(self._stats)
             stats["lm_batch_size_histogram"] = dict(self._stats["lm_batch_size_histogram"])
-            stats["audio_seconds"] = round(self._audio_samples / SAMPLE_RATE, 3)
             stats["synthesis_seconds"] = round(self._step_seconds, 3)
         stats["lm_rows"] = len(self.rows)
         return stats
-
-    def _count_time(self) -> None:
-        now = time.perf_counter()
-        with self._stats_lock:
-            self._step_seconds += now - self._timed_from
-        self._timed_from = now
 
     def _count(self, **increments: int) -> None:
         with self._stats_lock:
             for key, value in increments.items():
                 self._stats[key] += value
 
-    # -- 1. admission -------------------------------------------------------------------------
+    # -- sampling, on the device --------------------------------------------------------------
+    def _sample(self, hidden: torch.Tensor, rows: slice) -> None:
+        """Sample the next token of cache rows ``rows`` into ``cache.last``; advance their state."""
+        c = self.cache
+        slots = c.slots[rows]
+        index = torch.arange(hidden.shape[0], device=self.device)
+        seen = c.seen[rows]
+        columns = sample_columns(
+            self.head.scores(hidden, slots),
+            seen[index, slots],
+            c.temperature[rows],
+            c.top_p[rows],
+            c.penalty[rows],
+            counter_uniforms(c.seeds[rows], c.counters[rows]),
+        )
+        codes = columns.clamp(max=CODEBOOK_SIZE - 1)  # end_of_speech is not a code: it marks nothing
+        seen[index, slots, codes] = seen[index, slots, codes] | (columns < CODEBOOK_SIZE)
+        c.last[rows] = columns_to_tokens(columns, slots)
+        c.slots[rows] = (slots + 1) % FRAME_TOKENS
+        c.counters[rows] += 1
+
+    def _decode_rows(self, rows: int, width: int) -> None:
+        """Decode and sample rows ``0 .. rows-1`` (a CUDA graph captures exactly this)."""
+        self._sample(self.cache.decode(rows, width), slice(0, rows))
+
+    def _copy_out(self, rows: list[_Row], start: int) -> None:
+        """Queue a copy of the tokens just sampled for ``rows`` (cache rows from ``start``) to the host."""
+        tokens = self.cache.last[start : start + len(rows)]
+        host = torch.empty(len(rows), dtype=torch.long, pin_memory=self._pin)
+        host.copy_(tokens, non_blocking=self._pin)
+        event = None
+        if self._pin:
+            event = torch.cuda.Event()
+            event.record()
+        self._inflight.append((list(rows), host, event))
+
+    # -- 1. decode ----------------------------------------------------------------------------
+    def _decode(self) -> bool:
+        n = len(self.rows)
+        width = max(row.length for row in self.rows) + 1
+        if self.graphs is not None:
+            self.graphs.run(n, width)
+        else:
+            self._decode_rows(n, width)
+        for row in self.rows:
+            row.length += 1
+            row.sampled += 1
+        self._copy_out(self.rows, 0)
+        with self._stats_lock:
+            self._stats["decode_steps"] += 1
+            self._stats["lm_batch_size_histogram"][n] += 1
+            self._stats["max_lm_batch_size_seen"] = max(self._stats["max_lm_batch_size_seen"], n)
+        return True
+
+    # -- 2. collect ---------------------------------------------------------------------------
+    def _collect(self, keep_last: bool) -> None:
+        """Read every copy but the one just queued (``keep_last``): the host waits for the previous step only."""
+        ready = self._inflight[:-1] if keep_last else self._inflight
+        self._inflight = self._inflight[-1:] if keep_last else []
+        if not ready:
+            return
+        items: list[CodecItem] = []
+        accepted = 0
+        for rows, host, event in ready:
+            if event is not None:
+                event.synchronize()  # that copy only: the step queued after it keeps the GPU busy
+            for row, token in zip(rows, host.tolist()):
+                segment = row.segment
+                if row.dropped or segment.done:
+                    continue  # evicted or released since, or a token after its end
+                segment.accept(token, row.budget)
+                accepted += 1
+                while (window := segment.windows.next_window(final=segment.done)) is not None:
+                    items.append(CodecItem(row.job, segment, window))
+                if segment.done:
+                    segment.generating = False
+                    self._count(frames_invalid=segment.invalid_frames)
+        self._count(tokens_generated=accepted)
+        self.codec.submit(items)
+
+    # -- 3. retire ----------------------------------------------------------------------------
+    def _retire(self) -> None:
+        self._remove([i for i, row in enumerate(self.rows) if row.segment.done or row.sampled >= row.budget])
+
+    def _remove(self, indices: list[int], drop: bool = False) -> None:
+        """Rows leave; the last row moves into each hole, so rows stay ``0 .. n-1``.
+
+        ``drop``: their tokens still in flight are ignored (else a row that used up its budget
+        still delivers its last tokens).
+        """
+        for index in sorted(indices, reverse=True):
+            last = len(self.rows) - 1
+            self.rows[index].dropped |= drop
+            self.cache.move_row(last, index, self.rows[last].length)
+            self.rows[index] = self.rows[last]
+            self.rows.pop()
+
+    # -- 4. admission -------------------------------------------------------------------------
     def _admit(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
         for job in jobs:
             job.state.absorb()
-        admitted: list[_Row] = []
+        admitted: list[tuple[Job[OrpheusRequest], Segment]] = []
         free = self.max_rows - len(self.rows)
         for job in jobs:  # every request's head segment first, evicting look-ahead rows if needed
             head = job.state.head()
@@ -146,7 +252,7 @@ class OrpheusScheduler:
                 free += 1
             if free == 0:
                 break
-            admitted.append(_Row(job, head))
+            admitted.append((job, head))
             head.generating = True
             free -= 1
         progress = True
@@ -156,7 +262,7 @@ class OrpheusScheduler:
                 segment = job.state.waiting()
                 if free == 0 or segment is None or len(job.state.generating()) >= self.parallel_segments:
                     continue
-                admitted.append(_Row(job, segment))
+                admitted.append((job, segment))
                 segment.generating = True
                 free -= 1
                 progress = True
@@ -165,121 +271,42 @@ class OrpheusScheduler:
 
     def _evict_one(self) -> bool:
         """Take a row back from a look-ahead segment (none of its audio has left yet)."""
-        for sid in sorted(self.rows, reverse=True):
-            row = self.rows[sid]
+        for index in range(len(self.rows) - 1, -1, -1):
+            row = self.rows[index]
             head = row.job.state.head()
             if head is not None and row.segment.index > head.index:
-                del self.rows[sid]
-                row.segment.reset()
-                self.batch.keep(list(self.rows))
+                self._remove([index], drop=True)
+                with row.job.state.lock:
+                    row.segment.reset()
                 self._count(sequences_evicted=1)
                 return True
         return False
 
-    def _prefill(self, admitted: list[_Row]) -> None:
-        ids, caches, lengths, firsts = [], [], [], []
-        for row in admitted:
-            segment, request = row.segment, row.job.state
-            segment.start()
+    def _prefill(self, admitted: list[tuple[Job[OrpheusRequest], Segment]]) -> None:
+        start = len(self.rows)
+        for job, segment in admitted:
+            request = job.state
             if segment.prompt is None:
                 segment.prompt = prompt_ids(self.tokenizer, request.voice, segment.text)
-            cache = DynamicCache()
-            inputs = torch.tensor([segment.prompt], dtype=torch.long, device=self.device)
-            out = self.decoder(input_ids=inputs, use_cache=True, **{self.cache_kw: cache})
-            slot = torch.zeros(1, dtype=torch.long, device=self.device)
-            nothing_seen = torch.zeros(1, CODEBOOK_SIZE, dtype=torch.bool, device=self.device)
-            column = self._sample(out.last_hidden_state[:, -1], [row], slot, nothing_seen)
-            segment.accept(int(columns_to_tokens(column, slot).item()), request.params.max_tokens)
-            self._count(prefills=1, tokens_generated=1)
-            if segment.done:  # ended at once: it never needs a row
-                segment.generating = False
+            room = (self.cache.max_len - len(segment.prompt)) // FRAME_TOKENS * FRAME_TOKENS
+            budget = min(request.params.max_tokens, room)
+            if budget < FRAME_TOKENS:  # cannot hold one frame: the segment ends silent
+                logger.warning("orpheus: a %d-token prompt leaves no room in the KV cache", len(segment.prompt))
+                segment.done, segment.generating = True, False
                 continue
-            sid = next(self._ids)
-            self.rows[sid] = row
-            ids.append(sid)
-            caches.append(cache)
-            lengths.append(len(segment.prompt))
-            firsts.append(int(column))
-        self.batch.merge(ids, caches, lengths)
-        for offset, column in enumerate(firsts):
-            self.batch.remember(len(self.batch) - len(firsts) + offset, 0, column)
-
-    # -- 2. decode ----------------------------------------------------------------------------
-    def _sample(self, hidden: torch.Tensor, rows: list[_Row], slots: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """Sampled columns (see :func:`sample_columns`), one uniform from each row's own generator."""
-        params = [row.job.state.params for row in rows]
-
-        def as_tensor(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=self.device)
-
-        uniforms = [float(torch.rand((), generator=row.segment.generator)) for row in rows]
-        return sample_columns(
-            self.head.scores(hidden, slots),
-            seen,
-            as_tensor([p.temperature for p in params]),
-            as_tensor([p.top_p for p in params]),
-            as_tensor([p.repetition_penalty for p in params]),
-            as_tensor(uniforms),
-        )
-
-    def _decode(self) -> None:
-        rows = [self.rows[sid] for sid in self.batch.ids]
-        segments = [r.segment for r in rows]
-        slots = torch.tensor([s.next_slot for s in segments], dtype=torch.long, device=self.device)
-        inputs = torch.tensor([[s.tokens[-1]] for s in segments], dtype=torch.long, device=self.device)
-        out = self.decoder(
-            input_ids=inputs,
-            attention_mask=self.batch.attention_mask(),
-            position_ids=self.batch.lengths[:, None],
-            use_cache=True,
-            **{self.cache_kw: self.batch.cache},
-        )
-        seen = self.batch.seen[torch.arange(len(rows), device=self.device), slots]
-        columns = self._sample(out.last_hidden_state[:, -1], rows, slots, seen)
-        self.batch.advance(slots, columns)
-        for row, token in zip(rows, columns_to_tokens(columns, slots).tolist()):
-            row.segment.accept(token, row.job.state.params.max_tokens)
-        with self._stats_lock:
-            self._stats["decode_steps"] += 1
-            self._stats["tokens_generated"] += len(rows)
-            self._stats["lm_batch_size_histogram"][len(rows)] += 1
-            self._stats["max_lm_batch_size_seen"] = max(self._stats["max_lm_batch_size_seen"], len(rows))
-
-    # -- 3. audio -----------------------------------------------------------------------------
-    def _audio(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
-        planned: list[tuple[Segment, PlannedWindow]] = []
-        for job in jobs:
-            for segment in job.state.segments:
-                window = segment.windows.next_window(final=segment.done)
-                if window is not None:
-                    planned.append((segment, window))
-        if planned:
-            audio = self.codec.decode([p.window for _, p in planned])
-            self._count(
-                codec_calls=len({len(p.window.frames) for _, p in planned}),
-                codec_windows=len(planned),
-                frames_decoded=sum(p.emit_to - p.emit_from for _, p in planned),
+            p = request.params
+            row = _Row(job, segment, budget, length=len(segment.prompt), sampled=1)
+            index = len(self.rows)
+            self.cache.reset_row(
+                index, seed=segment.seed, temperature=p.temperature, top_p=p.top_p, penalty=p.repetition_penalty
             )
-            for (segment, window), samples in zip(planned, audio):
-                segment.windows.mark_emitted(window)
-                segment.chunks.append(np.ascontiguousarray(window.emitted_samples(samples), dtype=np.float32))
-        # Counters first: a request that sees its audio (and its end) also sees them in stats().
-        outputs = [(job, job.state.drain()) for job in jobs]
-        with self._stats_lock:
-            self._audio_samples += sum(chunk.size for _, chunks in outputs for chunk in chunks)
-        self._count_time()
-        for job, chunks in outputs:
-            for chunk in chunks:
-                job.emit(PcmChunk(chunk, SAMPLE_RATE, job.state.samples_emitted))
-                job.state.samples_emitted += chunk.size
-            if job.state.complete:
-                self._count(frames_invalid=sum(s.invalid_frames for s in job.state.segments))
-                job.finish()
+            self._sample(self.cache.prefill(index, segment.prompt), slice(index, index + 1))
+            self.rows.append(row)
+            self._count(prefills=1)
+        if len(self.rows) > start:
+            self._copy_out(self.rows[start:], start)
 
-    # -- 4. retire ----------------------------------------------------------------------------
-    def _retire(self) -> None:
-        ended = [sid for sid, row in self.rows.items() if row.segment.done]
-        for sid in ended:
-            self.rows.pop(sid).segment.generating = False
-        if ended:
-            self.batch.keep(list(self.rows))
+    # -- audio --------------------------------------------------------------------------------
+    def _flush(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
+        for job in jobs:
+            job.state.flush(job, self.codec.count_audio)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from engines.settings import LocalEngineSettings
@@ -52,3 +54,30 @@ class OrpheusSettings(LocalEngineSettings):
     orpheus_join_fade_ms: float = Field(
         5.0, ge=0.0, le=50.0, description="Raised-cosine fade at the joins between text segments, so no click."
     )
+
+    # --- backends and GPU scale (issue 9) ------------------------------------------------------
+    orpheus_backend: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="LM engine: vllm, transformers, or auto (vLLM when it is installed and CUDA is present)."
+    )
+    orpheus_max_model_len: int = Field(
+        8192, ge=64, description="Longest sequence (prompt + audio tokens): the KV cache per row, and vLLM's limit."
+    )
+    orpheus_cuda_graphs: bool = Field(
+        False, description="transformers backend: replay decode steps as CUDA graphs per bucket of batch size."
+    )
+    orpheus_codec_batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Decode SNAC windows of several streams in one call: auto = on for CUDA; on CPU as measured "
+        "(benchmarks/results/orpheus-cpu-tiny.md).",
+    )
+    orpheus_codec_max_batch: int = Field(32, ge=1, description="Most SNAC windows one codec batch takes.")
+    orpheus_codec_wait_ms: float = Field(
+        2.0, ge=0.0, description="How long the codec stage waits for more windows before decoding a batch."
+    )
+    orpheus_gpu_memory_utilization: float = Field(
+        0.85, gt=0.0, le=1.0, description="vLLM: fraction of GPU memory for weights and KV cache."
+    )
+    orpheus_max_num_seqs: int = Field(256, ge=1, description="vLLM: most sequences in one batch.")
+    orpheus_quantization: str | None = Field(None, description="vLLM: weight quantization, e.g. fp8 (Hopper).")
+    orpheus_enforce_eager: bool = Field(False, description="vLLM: no CUDA graphs (faster start, slower decode).")
+    orpheus_tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs the LM is split across.")

@@ -12,7 +12,7 @@ The peers' known bugs and how this avoids them:
   frames are emitted from sample 0;
 * tail lost: :meth:`StreamWindows.next_window` with ``final=True`` emits every remaining frame
   (decoded with the left context, and no lookahead because none exists);
-* duplicates: ``emitted`` only moves forward, by exactly the frames a window emitted;
+* duplicates: ``planned`` and ``emitted`` only move forward, by exactly the frames a window covers;
 * an invalid code: the frame is rejected before it gets here (:func:`tokens.frame_codes`).
 """
 
@@ -63,7 +63,10 @@ class StreamWindows:
         self.noise_seed = noise_seed
         self._frames: list[np.ndarray] = []
         self._base = 0  # absolute index of self._frames[0]; older frames are no longer needed
-        self.emitted = 0  # frames whose audio has left
+        # Windows are decoded by the codec stage (codec_stage.py) while the LM goes on, so what has
+        # been handed to the codec (planned) runs ahead of what has come back (emitted).
+        self.planned = 0  # frames covered by windows already handed out
+        self.emitted = 0  # frames whose audio has come back from the codec
         self.received = 0
 
     def push(self, codes: np.ndarray) -> None:
@@ -79,26 +82,28 @@ class StreamWindows:
         speech or token budget): emit everything left, however little.
         """
         cfg = self.config
-        pending = self.received - self.emitted
+        pending = self.received - self.planned
         if final:
             if pending == 0:
                 return None
             emit_to = self.received
         else:
-            want = cfg.first_chunk if self.emitted == 0 else cfg.chunk
+            want = cfg.first_chunk if self.planned == 0 else cfg.chunk
             if pending < want + cfg.lookahead:
                 return None
-            emit_to = self.emitted + want
-        start = max(0, self.emitted - cfg.context)
+            emit_to = self.planned + want
+        start = max(0, self.planned - cfg.context)
         end = min(self.received, emit_to + cfg.lookahead)
         frames = np.stack(self._frames[start - self._base : end - self._base])
-        return PlannedWindow(Window(frames, start, self.noise_seed), self.emitted, emit_to)
+        window = PlannedWindow(Window(frames, start, self.noise_seed), self.planned, emit_to)
+        self.planned = emit_to
+        # Frames that no future window can reach as context are dropped.
+        drop = max(0, self.planned - cfg.context - self._base)
+        del self._frames[:drop]
+        self._base += drop
+        return window
 
     def mark_emitted(self, planned: PlannedWindow) -> None:
         if planned.emit_from != self.emitted:
             raise RuntimeError("windows must be emitted in order, each once")
         self.emitted = planned.emit_to
-        # Frames that no future window can reach as context are dropped.
-        drop = max(0, self.emitted - self.config.context - self._base)
-        del self._frames[:drop]
-        self._base += drop

@@ -45,16 +45,33 @@ def cards(request: Request) -> list[ModelCard]:
     return [ModelCard.for_model(name, engine.available) for name, engine in pool.engines.items()]
 
 
+def alias_cards(request: Request) -> list[ModelCard]:
+    """OpenAI's model names (``tts-1``...) whose target is served here: listed in OpenAI's shape only,
+    so Together's clients see exactly the served models."""
+    pool = request.app.state.engine_pool
+    out = []
+    for alias, target in request.app.state.settings.openai_model_aliases.items():
+        try:
+            engine = pool.lookup(target)
+        except ModelNotFound:
+            continue
+        out.append(ModelCard(id=alias, display_name=alias, organization="openai-compatible", owned_by=engine.model_id))
+    return out
+
+
 @router.get("/v1/models", response_model=None)
 async def list_models(request: Request, format: str | None = Query(None)) -> list[dict] | dict:
     models = cards(request)
     if wants_openai_shape(request, format):
-        return ModelList(data=models).model_dump()
+        return ModelList(data=models + alias_cards(request)).model_dump()
     return [card.model_dump() for card in models]
 
 
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard)
 async def get_model(model_id: str, request: Request) -> ModelCard:
+    for card in alias_cards(request):
+        if card.id.lower() == model_id.lower():
+            return card
     engine = request.app.state.engine_pool.lookup(model_id)
     for card in cards(request):
         if card.id == engine.model_id:

@@ -79,15 +79,11 @@ def test_overload_answers_429_with_retry_after(kokoro_server):
     assert limited.json()["error"]["type"] == "rate_limit_exceeded"
 
 
-def test_stats_show_batching_across_requests(kokoro_server):
-    def one(i):
-        return post(kokoro_server, input=f"Request number {i} is being spoken now.", seed=i)
-
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        assert {r.status_code for r in pool.map(one, range(2))} == {200}
+def test_stats_count_requests_and_audio(kokoro_server):
+    # Batching across concurrent requests is tested (alone, deterministically) in tests/engines/kokoro/test_api.py.
+    assert post(kokoro_server, input="Counting this one.", seed=1).status_code == 200
     stats = httpx.get(f"{kokoro_server}/stats").json()[MODEL]
-    assert stats["status"] == "ready" and stats["jobs_completed"] >= 2
-    assert stats["batch_size_histogram"].get("2", 0) >= 1  # both requests advanced in one step
+    assert stats["status"] == "ready" and stats["jobs_completed"] >= 1
     assert stats["audio_seconds"] > 0 and stats["synthesis_seconds"] > 0
 
 

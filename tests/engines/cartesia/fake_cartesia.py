@@ -6,6 +6,7 @@
   then ``event: done``; an ``event: error`` with the structured error object when told to.
 * ``GET /voices``: ``{"data": [...], "has_more", "next_page"}`` pages, cursor ``starting_after``.
 * Errors: ``{"error_code", "title", "message", "request_id"}`` JSON, as 2026-03-01 documents.
+* ``/tts/websocket``: contexts with ``continue`` and ``cancel`` (see fake_websocket.py).
 
 It checks what Cartesia checks (bearer key, Cartesia-Version, body fields and allowed values),
 records every request, and can be told per test to fail, stall, pace its chunks, hold them back
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.engines.cartesia.fake_exchange import Exchange
+from tests.engines.cartesia.fake_websocket import FakeCartesiaWebsocket
 from tests.engines.cartesia.fake_wire import (
     API_KEY,
     Behaviour,
@@ -46,6 +48,7 @@ class FakeCartesia:
         self.gate = threading.Semaphore(0)  # permits for parts held back by ``hold_after_parts``
         self._parts_sent = 0
         self.base_url = ""
+        self.websocket = FakeCartesiaWebsocket()  # /tts/websocket, on the same port
 
     def reset(self) -> None:
         with self._lock:
@@ -55,6 +58,7 @@ class FakeCartesia:
             self._parts_sent = 0
         self.finished_sending.clear()
         self.client_disconnected.clear()
+        self.websocket.reset()
 
     def release(self, parts: int = 1) -> None:
         """Let ``parts`` more held-back audio parts go out (see ``Behaviour.hold_after_parts``)."""
@@ -85,6 +89,9 @@ class FakeCartesia:
             while (message := await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] == "websocket":
+            await self.websocket(scope, receive, send)
             return
         raw = b""
         while True:

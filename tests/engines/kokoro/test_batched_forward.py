@@ -6,7 +6,7 @@ durations identical. Observed when written: batch vs solo ~1e-6; a batch of one 
 bit-identical (0.0), voiced or not.
 
 The model is the session's random full-size Kokoro with its duration head rescaled so that durations
-vary per token (about 2-13 frames instead of a flat 4). Untrained, its F0 stays below the 10 Hz voicing
+vary per token (about 1-10 frames instead of a flat 4). Untrained, its F0 stays below the 10 Hz voicing
 threshold; ``voiced()`` rescales the F0 head to about -100..400 Hz (mostly voiced) where a test needs
 the sine source to sound.
 
@@ -50,7 +50,7 @@ def model(kokoro_dir):
     model = load_kmodel(kokoro_dir, "cpu")
     with torch.no_grad():
         # Every duration bin gets the same logit shift, a random direction of the LSTM output.
-        direction = torch.randn(512, generator=torch.Generator().manual_seed(4)) * 0.15
+        direction = torch.randn(512, generator=torch.Generator().manual_seed(4)) * 0.1
         model.predictor.duration_proj.linear_layer.weight.copy_(torch.outer(torch.ones(50), direction))
     return model
 
@@ -139,11 +139,11 @@ def test_batch_of_one_matches_kmodel(model, batched, voices, spec, is_voiced):
 BATCHES = {
     2: [Spec(40, "af_heart", 1.0, 1), Spec(6, "ef_dora", 1.7, 2)],
     3: [Spec(9, "af_bella", 0.8, 3), Spec(25, "bm_george", 1.0, 4), Spec(16, "jf_alpha", 1.7, 5)],
-    5: [Spec(18, "af_heart", 1.7, 6), Spec(5, "af_bella", 1.0, 7), Spec(12, "ef_dora", 0.8, 8)]
-    + [Spec(7, "bm_george", 1.0, 9), Spec(14, "jf_alpha", 1.7, 10)],
-    8: [Spec(12, "af_heart", 1.0, 11), Spec(5, "bm_george", 1.7, 12), Spec(9, "af_bella", 0.8, 13)]
-    + [Spec(6, "ef_dora", 1.0, 14), Spec(11, "jf_alpha", 1.7, 15), Spec(8, "af_heart", 0.8, 16)]
-    + [Spec(10, "bm_george", 1.0, 17), Spec(7, "af_bella", 1.7, 18)],
+    5: [Spec(16, "af_heart", 1.7, 6), Spec(5, "af_bella", 1.0, 7), Spec(11, "ef_dora", 0.8, 8)]
+    + [Spec(7, "bm_george", 1.0, 9), Spec(13, "jf_alpha", 1.7, 10)],
+    8: [Spec(10, "af_heart", 1.0, 11), Spec(5, "bm_george", 1.7, 12), Spec(7, "af_bella", 0.8, 13)]
+    + [Spec(6, "ef_dora", 1.0, 14), Spec(9, "jf_alpha", 1.7, 15), Spec(5, "af_heart", 0.8, 16)]
+    + [Spec(8, "bm_george", 1.0, 17), Spec(6, "af_bella", 1.7, 18)],
 }
 
 

@@ -94,7 +94,7 @@ async def test_long_input_runs_segments_in_parallel_and_joins_them_in_order(make
     job = engine.worker.submit(state)
     audio = np.concatenate([chunk.samples async for chunk in job.results()])
     assert engine.stats()["max_lm_batch_size_seen"] == 2  # both segments of one request ran together
-    parts = [_full_decode_of(s, engine.scheduler.codec) for s in state.segments]
+    parts = [_full_decode_of(s, engine.codec.codec) for s in state.segments]
     assert [p.size for p in parts] == [4 * SAMPLES_PER_FRAME] * 2
     n = state.fade_samples
     parts[0][-n:] = fade(parts[0], n, rising=False)[-n:]

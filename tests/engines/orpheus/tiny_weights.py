@@ -90,20 +90,20 @@ def build_tokenizer(directory: Path) -> None:
 def build_lm(directory: Path, seed: int = 0, **overrides: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        rope_theta=500000.0,
-        tie_word_embeddings=True,  # as in the 3B checkpoint
-        bos_token_id=TEXT_VOCAB,
-        eos_token_id=TEXT_VOCAB + 9,
-        **overrides,
-    )
+    values = {
+        "vocab_size": VOCAB_SIZE,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 8192,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": True,  # as in the 3B checkpoint
+        "bos_token_id": TEXT_VOCAB,
+        "eos_token_id": TEXT_VOCAB + 9,
+    }
+    config = LlamaConfig(**{**values, **overrides})
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(str(directory))
 
@@ -118,10 +118,14 @@ def build_snac(directory: Path, seed: int = 0) -> None:
     torch.save(model.state_dict(), directory / "pytorch_model.bin")
 
 
-def build_all(root: Path) -> tuple[Path, Path]:
+# vLLM's CPU attention needs head_dim 64 (16 is refused): the smallest shape it runs.
+VLLM_TINY = {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+def build_all(root: Path, **lm_overrides: int) -> tuple[Path, Path]:
     """``(lm_dir, snac_dir)`` under ``root``."""
     lm, snac = root / "orpheus-tiny", root / "snac_24khz"
     build_tokenizer(lm)
-    build_lm(lm)
+    build_lm(lm, **lm_overrides)
     build_snac(snac)
     return lm, snac

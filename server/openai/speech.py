@@ -1,0 +1,128 @@
+"""An OpenAI-style speech request, served by the same SpeechService as Together's.
+
+The request becomes a Together-shaped one for the engine (24 kHz 16-bit PCM, streamed, which is
+what OpenAI answers in every format), then the PCM is time-stretched where the model has no
+speed control and put in the requested container (server/audio/containers.py).
+
+* ``model``: OpenAI's names (``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``...) map through
+  ``openai_model_aliases``; any name this server knows works as it is.
+* ``voice``: for Kokoro, OpenAI's names map through ``openai_voices`` (``alloy`` -> ``af_alloy``);
+  a model's own voice names work as they are; ``{"id": ...}`` names a voice by id.
+* ``speed``: Kokoro and Cartesia (0.6-1.5, else a 400) natively; Orpheus by time-stretching.
+* ``instructions``: Orpheus gets the emotion tags it was trained on (``<laugh>``, ``<sigh>``...)
+  that the instructions name, at the start of the input; other models ignore instructions, as
+  OpenAI's ``tts-1`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from engines.base import WordTimings
+from engines.kokoro.settings import KOKORO_MODEL
+from engines.orpheus.settings import ORPHEUS_MODEL
+from server.audio.containers import ContainerEncoder, contained
+from server.audio.tempo import TimeStretch
+from server.openai.protocol import OpenAISpeechRequest
+from server.protocol import SpeechRequest
+from server.services.speech import PreparedSpeech, SpeechService
+
+#: OpenAI's output rate, for every format.
+OPENAI_RATE = 24000
+#: Non-verbal tags Orpheus's fine-tuned model speaks (canopylabs/orpheus-3b-0.1-ft model card).
+ORPHEUS_TAGS = ("laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "yawn", "gasp")
+_TAG_WORDS = re.compile(r"<?\b(" + "|".join(ORPHEUS_TAGS) + r")(?:s|ed|ing)?\b>?", re.IGNORECASE)
+
+
+def orpheus_tags(instructions: str | None) -> str:
+    """``"sigh, then laugh"`` -> ``"<sigh> <laugh> "``: each tag the instructions name, once, in order."""
+    seen: list[str] = []
+    for match in _TAG_WORDS.finditer(instructions or ""):
+        tag = match.group(1).lower()
+        if tag not in seen:
+            seen.append(tag)
+    return "".join(f"<{tag}> " for tag in seen)
+
+
+@dataclass
+class OpenAISpeech:
+    """A started synthesis and how its PCM becomes the response."""
+
+    prepared: PreparedSpeech
+    items: AsyncIterator[bytes | WordTimings]  # 16-bit PCM at OPENAI_RATE (time-stretched if asked)
+    encoder: ContainerEncoder
+    input_chars: int
+    pcm_bytes: int = 0
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.pcm_bytes / 2 / OPENAI_RATE
+
+    async def encoded(self) -> AsyncIterator[bytes | WordTimings]:
+        """Container bytes as the muxer releases them; counts the PCM on the way for usage."""
+
+        async def counted() -> AsyncIterator[bytes | WordTimings]:
+            async with contextlib.aclosing(self.items) as items:
+                async for item in items:
+                    if isinstance(item, bytes):
+                        self.pcm_bytes += len(item)
+                    yield item
+
+        async for item in contained(counted(), self.encoder):
+            yield item
+
+
+class OpenAISpeechService:
+    def __init__(self, speech: SpeechService) -> None:
+        self.speech = speech
+        self.settings = speech.settings
+
+    def model_for(self, name: str) -> str:
+        aliases = {k.lower(): v for k, v in self.settings.openai_model_aliases.items()}
+        return aliases.get(name.strip().lower(), name)
+
+    def voice_for(self, model_id: str, voice: str) -> str:
+        if model_id != KOKORO_MODEL:
+            return voice
+        voices = {k.lower(): v for k, v in self.settings.openai_voices.items()}
+        return voices.get(voice.strip().lower(), voice)
+
+    async def start(self, body: OpenAISpeechRequest) -> OpenAISpeech:
+        engine = self.speech.pool.get_ready(self.model_for(body.model))
+        stretch = body.speed != 1.0 and not engine.native_speed
+        text = body.input
+        if engine.model_id == ORPHEUS_MODEL:
+            text = orpheus_tags(body.instructions) + text
+        request = SpeechRequest(
+            model=engine.model_id,
+            input=text,
+            voice=self.voice_for(engine.model_id, body.voice_name),
+            response_format="raw",
+            response_encoding="pcm_s16le",
+            sample_rate=OPENAI_RATE,
+            stream=True,
+            speed=1.0 if stretch else body.speed,
+            seed=body.seed,
+        )
+        prepared = await self.speech.prepare(request)
+        items = self.speech.audio_events(prepared)
+        if stretch:
+            items = _stretched(items, TimeStretch(OPENAI_RATE, body.speed))
+        encoder = ContainerEncoder(body.response_format, OPENAI_RATE)
+        return OpenAISpeech(prepared, items, encoder, input_chars=len(body.input))
+
+
+async def _stretched(items: AsyncIterator[bytes | WordTimings], stretch: TimeStretch) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(items) as source:
+        async for item in source:
+            if isinstance(item, bytes):
+                data = await asyncio.to_thread(stretch.write, item)
+                if data:
+                    yield data
+    tail = await asyncio.to_thread(stretch.close)
+    if tail:
+        yield tail

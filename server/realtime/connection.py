@@ -1,0 +1,276 @@
+"""One realtime websocket: text in, audio out, several items in order.
+
+An *item* is the text between two commits. Its engine session opens with the first append, so
+text released early (a sentence end, ``max_partial_length``) is synthesized while later text is
+still arriving; the commit ends the item. Items are spoken strictly in order: one pump task sends
+each item's audio to the end before the next item's, while later items may already be generating
+(their audio waits in their own queues). Three tasks share the connection: the reader (client
+events), the pump (audio out) and a watchdog (idle and overall time limits). When any of them ends
+(the client left, a limit passed) the others are cancelled and every open item's session is
+closed, which cancels its work at the model's next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from engines.base import Engine, EngineSession, SessionParams, WordTimings
+from server.audio.containers import ContainerEncoder, contained
+from server.errors import InputTooLong, InvalidRequest, TTSError, as_tts_error
+from server.realtime import protocol as events
+from server.realtime.protocol import SessionOptions
+from server.services.speech import PreparedSpeech, SpeechService
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Item:
+    id: str
+    session: EngineSession
+    params: SessionParams
+    container: str | None
+    chars: int = 0
+    failed: bool = False
+
+
+class RealtimeConnection:
+    def __init__(self, websocket: WebSocket, service: SpeechService, engine: Engine, options: SessionOptions) -> None:
+        self.ws = websocket
+        self.service = service
+        self.settings: Settings = service.settings
+        self.engine = engine
+        self.options = options
+        self.session_id = f"sess_{uuid.uuid4().hex}"
+        self._send_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()  # items in the order they are spoken
+        self._open: list[Item] = []  # items whose audio is not finished: closed on disconnect
+        self._current: Item | None = None  # the item appends go to
+        self._count = 0
+        self._last_activity = asyncio.get_running_loop().time()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.send(events.session_created(self.options.public(self.engine, self.session_id)))
+        tasks = [
+            asyncio.create_task(self._read(), name="realtime-read"),
+            asyncio.create_task(self._pump(), name="realtime-pump"),
+            asyncio.create_task(self._watch(), name="realtime-watch"),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception) and not isinstance(result, WebSocketDisconnect):
+                    logger.warning("realtime session %s ended with %r", self.session_id, result)
+            # Whatever is still open (queued items, an item mid-stream) stops at the next model step.
+            for item in self._open:
+                await item.session.close()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        async with self._send_lock:  # the reader, the pump and the watchdog all send
+            await self.ws.send_text(json.dumps(event, separators=(",", ":")))
+        self._touch()
+
+    async def fail(self, error: TTSError, item_id: str | None = None) -> None:
+        await self.send(events.tts_failed(error, item_id))
+
+    def _touch(self) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
+
+    # -- client events --------------------------------------------------------------------------
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            self._touch()
+            try:
+                await self._handle(message.get("text"))
+            except TTSError as err:  # a bad event: say so, and keep the connection
+                await self.fail(err)
+
+    async def _handle(self, text: str | None) -> None:
+        if text is None:
+            raise InvalidRequest("Send events as JSON text frames.", code="invalid_event")
+        try:
+            event = json.loads(text)
+        except ValueError:
+            raise InvalidRequest("Events must be JSON objects.", code="invalid_event") from None
+        if not isinstance(event, dict):
+            raise InvalidRequest("Events must be JSON objects.", code="invalid_event")
+        kind = event.get("type")
+        if kind == "input_text_buffer.append":
+            await self._append(event.get("text"))
+        elif kind == "input_text_buffer.commit":
+            await self._commit()
+        elif kind == "input_text_buffer.clear":
+            await self._clear()
+        elif kind == "tts_session.updated":
+            await self._update(event.get("session"))
+        else:
+            known = "tts_session.updated, input_text_buffer.append, input_text_buffer.commit, input_text_buffer.clear"
+            raise InvalidRequest(
+                f"Unknown event type {kind!r}; expected one of: {known}.", param="type", code="invalid_event"
+            )
+
+    async def _append(self, text: Any) -> None:
+        if not isinstance(text, str):
+            raise InvalidRequest("input_text_buffer.append needs a string 'text'.", param="text", code="invalid_event")
+        if not text:
+            return
+        item = self._current or await self._open_item()
+        if item.chars + len(text) > self.settings.max_input_chars:
+            raise InputTooLong(
+                f"Item {item.id} would exceed {self.settings.max_input_chars} characters (TTS_MAX_INPUT_CHARS); "
+                "commit it and continue in a new item."
+            )
+        item.chars += len(text)
+        await self.send(events.text_received(text, item.id))
+        try:
+            await item.session.feed(text)
+        except Exception as exc:  # e.g. the model's queue is full: this item cannot go on
+            await self._fail_item(item, as_tts_error(exc))
+
+    async def _commit(self) -> None:
+        item, self._current = self._current, None
+        if item is None or item.failed:
+            return  # nothing buffered: nothing to say
+        try:
+            await item.session.commit()
+        except Exception as exc:
+            await self._fail_item(item, as_tts_error(exc))
+
+    async def _clear(self) -> None:
+        item = self._current
+        if item is not None and not item.failed:
+            await item.session.clear()
+        await self.send(events.buffer_cleared(item.id if item else None))
+
+    async def _update(self, changes: Any) -> None:
+        if not isinstance(changes, dict):
+            raise InvalidRequest("tts_session.updated needs a 'session' object.", param="session", code="invalid_event")
+        try:
+            options = SessionOptions.model_validate({**self.options.model_dump(), **changes})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first["loc"]) or None
+            raise InvalidRequest(f"Invalid value for 'session.{param}': {first['msg']}", param=param) from None
+        engine = self.service.pool.get_ready(options.model)
+        await validate(self.service, engine, options)
+        # Applies from the next item on: an item's session was planned when it opened.
+        self.options, self.engine = options, engine
+        await self.send(events.session_updated(options.public(engine, self.session_id)))
+
+    # -- items ----------------------------------------------------------------------------------
+    async def _open_item(self) -> Item:
+        params = item_params(self.service, self.engine, self.options)
+        session = await self.service.open(self.engine, params)
+        self._count += 1
+        item = Item(f"tts_{self._count}", session, params, self.options.container)
+        self._current = item
+        self._open.append(item)
+        self._queue.put_nowait(item)
+        return item
+
+    async def _fail_item(self, item: Item, error: TTSError) -> None:
+        item.failed = True
+        if self._current is item:
+            self._current = None
+        await item.session.close()
+        await self.fail(error, item.id)
+
+    async def _pump(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if not item.failed:
+                    await self._speak(item)
+            finally:
+                self._open.remove(item)
+
+    async def _speak(self, item: Item) -> None:
+        prepared = PreparedSpeech(self.engine, item.params, item.session)
+        audio: AsyncIterator[bytes | WordTimings] = self.service.audio_events(prepared)
+        if item.container is not None:
+            audio = contained(audio, ContainerEncoder(item.container, item.params.output.sample_rate))
+        try:
+            async with contextlib.aclosing(audio) as chunks:
+                async for chunk in chunks:
+                    if item.failed:
+                        return
+                    if isinstance(chunk, WordTimings):
+                        await self.send(events.word_timestamps(item.id, chunk.words))
+                    elif chunk:
+                        await self.send(events.audio_delta(item.id, base64.b64encode(chunk).decode()))
+        except (WebSocketDisconnect, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if not item.failed:
+                item.failed = True
+                await self.fail(as_tts_error(exc), item.id)
+            return
+        if not item.failed:
+            await self.send(events.audio_done(item.id))
+
+    # -- limits ---------------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + self.settings.realtime_max_session_s
+        while True:
+            idle_until = self._last_activity + self.settings.realtime_idle_timeout_s
+            now = loop.time()
+            if now >= ends_at:
+                error = InvalidRequest(
+                    f"The session reached its limit of {self.settings.realtime_max_session_s:g} s "
+                    "(TTS_REALTIME_MAX_SESSION_S); reconnect to go on.",
+                    code="session_expired",
+                )
+                break
+            if now >= idle_until:
+                error = InvalidRequest(
+                    f"No events or audio for {self.settings.realtime_idle_timeout_s:g} s "
+                    "(TTS_REALTIME_IDLE_TIMEOUT_S); closing.",
+                    code="idle_timeout",
+                )
+                break
+            await asyncio.sleep(min(ends_at, idle_until) - now)
+        with contextlib.suppress(Exception):
+            await self.fail(error)
+            await self.ws.close(code=1000, reason=error.code)
+
+
+async def validate(service: SpeechService, engine: Engine, options: SessionOptions) -> None:
+    """Check options the way an item would use them (voice, language, rate...), without synthesizing."""
+    if options.container is not None:
+        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate
+            ContainerEncoder(options.container, options.sample_rate).close()
+        except Exception as exc:
+            raise InvalidRequest(
+                f"response_format {options.container} cannot be encoded at {options.sample_rate} Hz: {exc}",
+                param="sample_rate",
+            ) from None
+    session = await service.open(engine, item_params(service, engine, options))
+    await session.close()
+
+
+def item_params(service: SpeechService, engine: Engine, options: SessionOptions) -> SessionParams:
+    """An item's parameters; with ``hosted_compat`` local models answer 24 kHz s16le, as hosted Together."""
+    params = options.params(engine)
+    params.output = service.effective_output(engine, params.output, explicit_encoding=params.output.encoding)
+    return params

@@ -1,0 +1,48 @@
+"""GET /v1/audio/speech/websocket: checks happen before the upgrade, then the connection runs.
+
+A wrong key (401), an unknown or unready model (404/503) or a bad option or voice (400) is
+answered as a plain HTTP response with Together's error body instead of the 101, so a client
+learns why before any websocket exists.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+from pydantic import ValidationError
+
+from server.auth import require_api_key_or_query
+from server.errors import InvalidRequest, TTSError, as_tts_error, error_response
+from server.realtime.connection import RealtimeConnection, validate
+from server.realtime.protocol import SessionOptions
+
+router = APIRouter()
+
+
+def options_from_query(websocket: WebSocket) -> SessionOptions:
+    settings = websocket.app.state.settings
+    query = dict(websocket.query_params)
+    query.pop("api_key", None)
+    query.setdefault("model", settings.models[0] if settings.models else "hexgrad/Kokoro-82M")
+    query.setdefault("max_partial_length", str(settings.realtime_max_partial_length))
+    try:
+        return SessionOptions.model_validate(query)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}", param=param) from None
+
+
+@router.websocket("/v1/audio/speech/websocket")
+async def speech_websocket(websocket: WebSocket) -> None:
+    service = websocket.app.state.speech_service
+    try:
+        require_api_key_or_query(websocket)
+        options = options_from_query(websocket)
+        engine = service.pool.get_ready(options.model)
+        await validate(service, engine, options)
+    except Exception as exc:
+        err: TTSError = as_tts_error(exc)
+        await websocket.send_denial_response(error_response(err))
+        return
+    await websocket.accept()
+    await RealtimeConnection(websocket, service, engine, options).run()

@@ -1,0 +1,71 @@
+"""`tts-server bench` against the real server process (random-weight Kokoro) and a second, fake target."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from server.cli import main
+
+
+def run_bench(tmp_path, *args: str) -> dict:
+    out = tmp_path / "out"
+    common = ["--requests", "2", "--warmup", "1", "--out", str(out), "--no-progress", "--scrape-interval", "0.2"]
+    assert main(["bench", *common, *args]) == 0  # later flags win
+    return json.loads((out / "results.json").read_text())
+
+
+def test_one_target_every_output_file(tmp_path, bench_kokoro_server, tiny_texts, capsys):
+    run = run_bench(tmp_path, "--url", bench_kokoro_server, "--voice", "af_heart", "--texts", str(tiny_texts),
+                    "--concurrency", "1,2", "--title", "Kokoro e2e")  # fmt: skip
+    out = tmp_path / "out"
+    for name in ("results.json", "requests.csv", "summary.csv", "report.md", "ttfa_cdf.png", "latency.png",
+                 "throughput.png"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    measured = [r for r in run["records"] if not r["warmup"]]
+    assert len(measured) == 4 and len(run["records"]) == 5
+    for r in measured:
+        assert r["ok"] and r["status"] == 200, r
+        assert 0 < r["ttfb_s"] <= r["ttfa_s"] <= r["ttlb_s"] and r["audio_s"] > 0.1
+        assert r["rtf"] == r["ttlb_s"] / r["audio_s"] and r["audio_bytes"] == round(r["audio_s"] * 24000) * 2
+    assert [lv["level"] for lv in run["levels"]] == [1.0, 2.0]
+    assert run["targets"][0]["server"]["kind"] == "stats"
+    assert run["targets"][0]["server"]["ready"]["status"] == "ready"
+    view = run["levels"][1]["server_view"]["models"]["hexgrad/Kokoro-82M"]
+    assert view["jobs_completed"] == 2 and view["mean_step_batch"] >= 1 and "max_queued" in view
+    assert run["git"]["commit"] and run["hardware"]["cores"] >= 1
+    rows = list(csv.DictReader((out / "requests.csv").open()))
+    assert len(rows) == 5
+    report = (out / "report.md").read_text()
+    assert "# Kokoro e2e" in report and "![ttfa_cdf](ttfa_cdf.png)" in report and "## Server view" in report
+    assert "TTFA p50" in capsys.readouterr().out
+
+
+def test_two_targets_side_by_side(tmp_path, bench_kokoro_server, fake_speech_server, tiny_texts):
+    tiny_texts.write_text("Hi there.\n[429] Hi.\n", encoding="utf-8")  # the fake refuses the second
+    run = run_bench(
+        tmp_path,
+        "--target", f"url={bench_kokoro_server},name=kokoro-wav,voice=af_heart,format=wav,stream=off",
+        "--target", f"url={fake_speech_server}/v1,name=fake-openai,api=openai,format=mp3,stream=bytes,model=tts-1",
+        "--target", f"url={fake_speech_server},name=fake-sse,api=openai,stream=sse,model=tts-1",
+        "--target", f"url={fake_speech_server},name=fake-ws,stream=ws",
+        "--texts", str(tiny_texts), "--concurrency", "1,2",
+    )  # fmt: skip
+    by_name = {t["name"]: t for t in run["targets"]}
+    assert list(by_name) == ["kokoro-wav", "fake-openai", "fake-sse", "fake-ws"]
+    assert by_name["kokoro-wav"]["server"]["kind"] == "stats" and by_name["fake-openai"]["server"]["kind"] == "metrics"
+    for level in run["levels"]:
+        assert level["requests"] == 2
+        if level["target"] == "kokoro-wav":
+            assert level["ok"] == 2 and level["audio_s_per_request"] > 0.1  # Kokoro speaks "[429]" too
+            continue
+        if level["target"] != "fake-ws":  # the websocket fake refuses nothing
+            assert level["rate_429"] == 0.5 and level["error_types"] == {"http_429": 1}
+        assert level["ttfa"]["p50"] > 0 and level["audio_per_wall"] > 0
+    fake = [r for r in run["records"] if r["target"] == "fake-openai" and r["ok"]]
+    assert {round(r["audio_s"], 2) for r in fake} == {0.2}  # 2 words -> 0.2 s of MP3, decoded
+    ws = [r for r in run["records"] if r["target"] == "fake-ws" and r["ok"]]
+    assert ws and all(r["status"] == 101 and r["chunks"] == 4 for r in ws)
+    metrics = next(lv for lv in run["levels"] if lv["target"] == "fake-openai")["server_view"]
+    assert metrics["metrics_headline"]["tts-1"]["mean_queue_wait_s"] > 0
+    assert set(run["max_sustained"]) == set(by_name)
