@@ -65,8 +65,8 @@ class Progress:
             self._ttfa.append(record.ttfb_s)
         if self._bar is not None:
             median = percentile(self._ttfa[-200:], 50)
-            self._bar.set_postfix(ok=self._ok, err=self._err, ttfb_p50=f"{median:.2f}s" if median else "-")
             self._bar.update(1)
+            self._bar.set_postfix(ok=self._ok, err=self._err, ttfb_p50=f"{median:.2f}s" if median else "-")
 
     def close(self) -> None:
         if self._bar is not None:

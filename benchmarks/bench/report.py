@@ -151,12 +151,28 @@ SERVER_HEADER = (
 )
 
 
+def _server_notes(targets: Sequence[dict[str, Any]]) -> list[str]:
+    """How a target that is this server was started and what it reported about itself."""
+    notes = []
+    for t in targets:
+        if t.get("launched_with"):
+            notes.append(f"- `{t['name']}` was started by the tool: `tts-server serve {' '.join(t['launched_with'])}`")
+        stats = (t.get("server") or {}).get("stats") or {}
+        for model, entry in stats.items():
+            keys = ("status", "policy", "device")
+            seen = ", ".join(f"{k} {entry[k]}" for k in keys if isinstance(entry, dict) and entry.get(k) is not None)
+            if seen:
+                notes.append(f"- `{t['name']}` serves {model}: {seen}")
+    return [*notes, ""] if notes else []
+
+
 def write_markdown(path: Path, run: dict[str, Any], plots: Sequence[Path]) -> None:
     hw, sw, git, work = run["hardware"], run["software"], run["git"], run["workload"]
     lines = [f"# {run.get('title') or 'TTS benchmark'}", ""]
     lines += [
         f"- Started {run['started']}, finished {run['finished']} ({run['elapsed_s']:.0f} s).",
-        f"- Client hardware: {describe_hardware(hw)}; load average before the run {hw.get('load_average')}.",
+        f"- Client hardware: {describe_hardware(hw)}; load average (1, 5, 15 min) {hw.get('load_average')} "
+        f"before the run, {hw.get('load_average_after')} after.",
         "- Software: " + ", ".join(f"{k} {v}" for k, v in sw.items()) + ".",
         f"- Revision: `{git.get('describe') or git.get('commit')}`.",
         f"- Command: `{run['command']}`",
@@ -185,7 +201,9 @@ def write_markdown(path: Path, run: dict[str, Any], plots: Sequence[Path]) -> No
             ]
         )
     header = ("name", "url", "api", "model", "voice", "output", "stream", "server view")
-    lines += [markdown_table(header, target_rows, numeric_from=len(header)), "", "## Client view", ""]
+    lines += [markdown_table(header, target_rows, numeric_from=len(header)), ""]
+    lines += _server_notes(run["targets"])
+    lines += ["## Client view", ""]
     lines.append(markdown_table([c for c, _, _ in SUMMARY_COLUMNS], summary_rows(run["levels"])))
     sustained = ", ".join(f"{k}: {v if v is not None else 'none'}" for k, v in run["max_sustained"].items())
     lines += [

@@ -95,6 +95,7 @@ async def run_benchmark(config: RunConfig) -> dict[str, Any]:
     by_target: dict[str, list] = {}
     for summary in levels:
         by_target.setdefault(summary["target"], []).append(summary)
+    hardware["load_average_after"] = meta.hardware()["load_average"]
     return {
         "tool": "tts-server bench",
         "schema": 1,

@@ -1,10 +1,18 @@
 """A padded, batched Kokoro-82M forward over one ``kokoro.KModel``'s own modules and weights.
 
 ``KModel.forward_with_tokens`` handles one utterance. :class:`BatchedKokoro` runs B phoneme
-sequences of different lengths together and gives each the audio a solo run would give
-(to float rounding): ALBERT and the text encoder get real lengths and masks, the LSTMs run packed,
-durations are rounded per item, every instance norm sees an item's real frames only, and the
-vocoder draws its randomness from each item's own ``torch.Generator``, never the global RNG.
+sequences of different lengths together and gives each what a solo run gives: ALBERT and the text
+encoder get real lengths and masks, the LSTMs run packed, durations are rounded per item, every
+instance norm sees an item's real frames only, and the vocoder draws its randomness from each
+item's own ``torch.Generator``, never the global RNG.
+
+How exact: a batch of one is bit-identical on CPU to ``KModel.forward_with_tokens`` run after
+``torch.manual_seed(s)`` when the item's generator is ``torch.Generator().manual_seed(s)``. In a
+bigger batch the front differs from a solo front by float rounding (the batched LSTM GEMMs, ~1e-6
+relative), and the decoder is exact given the same prosody (~1e-6). But on voiced audio the sine
+source amplifies that rounding in F0 into other harmonic phases (they integrate F0 over the whole
+utterance, and the harmonic STFT's ``angle`` flips by 2 pi near the negative real axis): the same
+seed gives the same spectrum but not the same samples in a batch as alone.
 
 Usage::
 
@@ -19,11 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from engines.kokoro.batched_norm import TimeMask, adain_res_blk, packed_lstm, pad_stack
 from engines.kokoro.batched_vocoder import decode_batch
+
+if TYPE_CHECKING:
+    from kokoro import KModel
 
 STYLE_DIM = 128  # ref_s = [decoder style (128) | prosody style (128)]
 
@@ -49,7 +61,7 @@ class Prosody:
 class BatchedKokoro:
     """Batched inference over ``model`` (a ``kokoro.KModel`` in eval mode); holds no weights of its own."""
 
-    def __init__(self, model) -> None:  # model: kokoro.KModel
+    def __init__(self, model: KModel) -> None:
         self.model = model
 
     @property

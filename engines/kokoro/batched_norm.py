@@ -28,8 +28,8 @@ class TimeMask:
     lengths: tuple[int, ...]
     width: int
     device: torch.device
-    keep: torch.Tensor | None  # [B, 1, width] bool, True on real steps; None when nothing is padded
-    weights: torch.Tensor | None  # [B, width, 1] keep as fp32, to sum over real steps with a bmm
+    padding: torch.Tensor | None  # [B, 1, width] bool, True on padded steps; None when nothing is padded
+    weights: torch.Tensor | None  # [B, width, 1] 1.0 on real steps, to sum over them with a bmm
     count: torch.Tensor | None  # [B, 1, 1] real steps per item, as fp32
 
     @classmethod
@@ -40,21 +40,21 @@ class TimeMask:
         if all(n == width for n in lengths):
             return cls(lengths, width, device, None, None, None)
         real = torch.tensor(lengths, device=device)
-        keep = (torch.arange(width, device=device)[None, :] < real[:, None])[:, None, :]
-        weights = keep.transpose(1, 2).to(torch.float32)
-        return cls(lengths, width, device, keep, weights, real.to(torch.float32)[:, None, None])
+        padding = (torch.arange(width, device=device)[None, :] >= real[:, None])[:, None, :]
+        weights = (~padding).transpose(1, 2).to(torch.float32)
+        return cls(lengths, width, device, padding, weights, real.to(torch.float32)[:, None, None])
 
     @property
     def padded(self) -> bool:
-        return self.keep is not None
+        return self.padding is not None
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         # masked_fill, not a multiply: inf * 0 would leave NaN in the padding.
-        return x if self.keep is None else x.masked_fill(~self.keep, 0.0)
+        return x if self.padding is None else x.masked_fill(self.padding, 0.0)
 
     def apply_(self, x: torch.Tensor) -> torch.Tensor:
         """In place, for a layer's fresh output (saves a copy of a sample-rate tensor per conv)."""
-        return x if self.keep is None else x.masked_fill_(~self.keep, 0.0)
+        return x if self.padding is None else x.masked_fill_(self.padding, 0.0)
 
     def resized(self, lengths: Sequence[int], width: int) -> TimeMask:
         return TimeMask.build(lengths, width, self.device)
@@ -109,7 +109,7 @@ def masked_instance_norm(
     # Statistics in fp32 at least: sums over up to ~10^5 steps per item.
     xf = x.float()
     mean = torch.bmm(xf, mask.weights) / mask.count  # masked sum over time, without a masked copy
-    centered = (xf - mean).masked_fill_(~mask.keep, 0.0)
+    centered = (xf - mean).masked_fill_(mask.padding, 0.0)
     var = torch.linalg.vector_norm(centered, dim=-1, keepdim=True).square() / mask.count  # biased, as InstanceNorm's
     gain = torch.rsqrt(var + norm.eps)
     offset = None
@@ -121,7 +121,7 @@ def masked_instance_norm(
         offset = shift if offset is None else offset * scale + shift
     y = centered.mul_(gain)
     if offset is not None:
-        y = y.add_(offset).masked_fill_(~mask.keep, 0.0)
+        y = y.add_(offset).masked_fill_(mask.padding, 0.0)
     return y.to(x.dtype)
 
 
@@ -139,7 +139,7 @@ def adain_res_blk(
 ) -> tuple[torch.Tensor, TimeMask]:
     """``kokoro.istftnet.AdainResBlk1d`` (optionally 2x upsampling): returns the output and its mask.
 
-    ``x`` must be zero in the padding. Dropout is skipped: it is the identity at inference.
+    Whatever ``x`` holds in the padding is ignored. Dropout is skipped: it is the identity at inference.
     """
     upsamples = block.upsample_type != "none"
     out_mask = mask.after(block.pool) if upsamples else mask

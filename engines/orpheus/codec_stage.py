@@ -57,15 +57,14 @@ class CodecStage:
         self,
         codec: SnacCodec,
         *,
-        batching: bool,
         max_batch: int = 32,
         wait_ms: float = 2.0,
         on_complete: Callable[[Any], None] | None = None,
     ) -> None:
         self.codec = codec
-        self.batching = batching
-        self.max_batch = max_batch if batching else 1
-        self.wait_s = wait_ms / 1000.0 if batching else 0.0
+        self.max_batch = max(1, max_batch)  # 1: no batching
+        self.batching = self.max_batch > 1
+        self.wait_s = wait_ms / 1000.0 if self.batching else 0.0
         self._on_complete = on_complete  # e.g. wake the LM worker so it retires the finished job
         self._audio_samples = 0  # emitted to requests, by either thread (see count_audio)
         self._queue: collections.deque[CodecItem] = collections.deque()
@@ -197,8 +196,15 @@ class CodecStage:
                 logger.exception("orpheus codec stage: completion callback failed")
 
 
-def resolve_batching(setting: str, device: torch.device | str) -> bool:
-    """``on``/``off`` force it; ``auto`` batches on CUDA and, by measurement, not on CPU."""
-    if setting in ("on", "off"):
-        return setting == "on"
-    return torch.device(device).type == "cuda"
+# On CPU SNAC's cost per frame was lowest at batches of 2-4 windows and rose beyond (2 cores;
+# benchmarks/results/orpheus-cpu-tiny.md), so CPU batches stop there unless batching is forced on.
+CPU_AUTO_MAX_BATCH = 4
+
+
+def resolve_batching(setting: str, device: torch.device | str, max_batch: int) -> int:
+    """The most windows per codec batch: ``off`` 1, ``on`` ``max_batch``, ``auto`` by device."""
+    if setting == "off":
+        return 1
+    if setting == "on" or torch.device(device).type == "cuda":
+        return max_batch
+    return min(max_batch, CPU_AUTO_MAX_BATCH)

@@ -74,8 +74,7 @@ class OrpheusEngine(Engine):
         codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device)
         self._codec = CodecStage(
             codec,
-            batching=resolve_batching(s.orpheus_codec_batching, parts.device),
-            max_batch=s.orpheus_codec_max_batch,
+            max_batch=resolve_batching(s.orpheus_codec_batching, parts.device, s.orpheus_codec_max_batch),
             wait_ms=s.orpheus_codec_wait_ms,
             on_complete=lambda job: self._worker.completed(job),
         )

@@ -67,8 +67,8 @@ class OrpheusSettings(LocalEngineSettings):
     )
     orpheus_codec_batching: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="Decode SNAC windows of several streams in one call: auto = on for CUDA; on CPU as measured "
-        "(benchmarks/results/orpheus-cpu-tiny.md).",
+        description="Decode SNAC windows of several streams in one call: auto = up to codec_max_batch on CUDA, "
+        "up to 4 on CPU (measured: benchmarks/results/orpheus-cpu-tiny.md).",
     )
     orpheus_codec_max_batch: int = Field(32, ge=1, description="Most SNAC windows one codec batch takes.")
     orpheus_codec_wait_ms: float = Field(

@@ -67,6 +67,7 @@ class VllmRunner:
         self._stats.update(max_lm_batch_size_seen=0, synthesis_seconds=0.0)
         self._sequences = 0  # vLLM requests in flight
         self._busy_since: float | None = None
+        self.min_tokens = False  # benchmarks: hold off end of speech, so every request runs its max_tokens
 
     # -- lifecycle (blocking; called off the server's loop) ---------------------------------------
     def engine_args(self) -> Any:
@@ -132,7 +133,7 @@ class VllmRunner:
     # -- the server's loop ------------------------------------------------------------------------
     @property
     def load(self) -> int:
-        return sum(not job.finished and not job.cancelled for job in self._jobs)
+        return sum(not job.finished and not job.cancelled for job in list(self._jobs))  # other threads pop
 
     def submit(self, state: OrpheusRequest) -> Job[OrpheusRequest]:
         if self.loop is None:
@@ -253,6 +254,7 @@ class VllmRunner:
             top_p=p.top_p,
             repetition_penalty=p.repetition_penalty,
             max_tokens=max(1, budget),
+            min_tokens=budget if self.min_tokens else 0,
             seed=segment.seed,
             stop_token_ids=[END_OF_SPEECH],
             allowed_token_ids=ALLOWED,

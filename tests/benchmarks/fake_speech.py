@@ -88,7 +88,9 @@ def create_app() -> Starlette:
                 for piece in pieces(pcm(audio_for(text), "pcm_s16le")):
                     await asyncio.sleep(GAP_S)
                     delta = base64.b64encode(piece).decode()
-                    await ws.send_json({"type": "conversation.item.audio_output.delta", "item_id": "tts_1", "delta": delta})
+                    await ws.send_json(
+                        {"type": "conversation.item.audio_output.delta", "item_id": "tts_1", "delta": delta}
+                    )
                 await ws.send_json({"type": "conversation.item.audio_output.done", "item_id": "tts_1"})
                 text = ""
 

@@ -40,9 +40,19 @@ def synthetic_run() -> dict:
         "hardware": {"cpu": "Test CPU", "cores": 2, "memory_gib": 4.0, "gpus": [], "load_average": [0.1, 0.1, 0.1]},
         "software": {"python": "3.11"},
         "git": {"commit": "abc", "describe": "abc-dirty"},
-        "workload": {"texts": "short", "n_texts": 4, "mean_words": 10.0, "mode": "closed", "levels": [1, 2, 4],
-                     "requests": 7, "duration": None, "warmup": 2, "timeout_s": 60.0, "first_audio_bound_s": 1.0,
-                     "seed": 0},  # fmt: skip
+        "workload": {
+            "texts": "short",
+            "n_texts": 4,
+            "mean_words": 10.0,
+            "mode": "closed",
+            "levels": [1, 2, 4],
+            "requests": 7,
+            "duration": None,
+            "warmup": 2,
+            "timeout_s": 60.0,
+            "first_audio_bound_s": 1.0,
+            "seed": 0,
+        },  # fmt: skip
         "targets": targets,
         "levels": levels,
         "max_sustained": {"local": 4, "hosted": None},

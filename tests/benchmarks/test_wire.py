@@ -47,8 +47,10 @@ def test_events_split_anywhere_come_out_whole(step):
 
 @pytest.mark.parametrize("step", [1, 5, 1000])
 def test_crlf_comments_multiline_and_named_events(step):
-    stream = b": keep-alive\r\n\r\nevent: speech\r\ndata: {\"type\":\r\ndata: \"speech.audio.delta\", \"audio\": \"AAA=\"}\r\n\r\n"
-    stream += b"data:[DONE]\r\n\r\ndata: {\"unterminated\": 1}"
+    stream = (
+        b': keep-alive\r\n\r\nevent: speech\r\ndata: {"type":\r\ndata: "speech.audio.delta", "audio": "AAA="}\r\n\r\n'
+    )
+    stream += b'data:[DONE]\r\n\r\ndata: {"unterminated": 1}'
     parser = SSEParser()
     events = []
     for i in range(0, len(stream), step):

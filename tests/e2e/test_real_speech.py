@@ -5,6 +5,7 @@ speak English intelligibly) and a Whisper base model from PyPI alone; the first 
 later runs find everything in place in ~2 s.
 """
 
+import asyncio
 import base64
 import json
 import os
@@ -19,6 +20,7 @@ import together
 
 from server.launcher import launch_server
 from tests.e2e.conftest import REPO
+from tests.support.realtime import append, commit, connect, pcm_of, recv, until
 
 pytestmark = pytest.mark.realweights
 BUILD = REPO.parent / "shared" / "realweights"
@@ -173,3 +175,23 @@ def test_word_timestamps_land_where_whisper_hears_the_words(real_server, realwei
     assert abs(bias) <= 0.25, offsets
     near = sum(abs(o - bias) <= 0.15 for o in offsets)
     assert near >= 0.8 * len(offsets), (bias, offsets)
+
+
+def test_realtime_websocket_fed_word_by_word_says_the_words(real_server, realweights, tmp_path):
+    """Text arriving word by word (as from an LLM) over the realtime websocket is intelligible."""
+    text = "Please call me back tomorrow morning before ten. Our server turns written text into natural speech."
+
+    async def talk() -> bytes:
+        async with connect(real_server, model=MODEL, voice="jf_alpha") as ws:
+            await recv(ws)
+            for word in text.split(" "):
+                await append(ws, word + " ")
+                await asyncio.sleep(0.02)
+            await commit(ws)
+            return pcm_of(await until(ws, "conversation.item.audio_output.done", timeout=300))
+
+    pcm = asyncio.run(talk())
+    wav = tmp_path / "realtime.wav"
+    sf.write(wav, np.frombuffer(pcm, "<i2"), 24000)
+    wer, transcript = word_error_rate(realweights, text, wav)
+    assert wer <= 0.15, transcript

@@ -91,17 +91,15 @@ def test_streamed_bytes_arrive_before_synthesis_ends():
     engine = FakeEngine(chunks=4, chunk_samples=4800, delay_s=0.4)  # 0.8 s of audio over 1.6 s
     with serve_app(create_app(Settings(), engines={engine.model_id: engine})) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
-        started = time.monotonic()
         with client.audio.speech.with_streaming_response.create(
             model="tts-1", voice="alpha", input="Streaming.", response_format="mp3"
         ) as response:
             assert "content-length" not in response.headers  # chunked transfer
             pieces = response.iter_bytes()
             first = next(pieces)
-            first_at = time.monotonic() - started
-            produced_then = engine.produced
+            produced_then = engine.produced  # chunks synthesized when the first bytes arrived
             body = first + b"".join(pieces)
-    assert first and produced_then < 4 and first_at < 1.2
+    assert first and produced_then < 4
     assert abs(decode(body)[1] - 0.8) < 0.1
 
 

@@ -7,15 +7,15 @@ from server.settings import Settings
 
 def test_env_vars_are_read_when_settings_are_made(monkeypatch):
     monkeypatch.setenv("TTS_MODELS", "hexgrad/Kokoro-82M, cartesia/sonic")
-    monkeypatch.setenv("TTS_API_KEYS", "a,b")
+    monkeypatch.setenv("TTS_API_KEYS", "key-alpha-7,key-beta-9")
     monkeypatch.setenv("TTS_MAX_QUEUE_SIZE", "3")
     monkeypatch.setenv("TTS_HOSTED_COMPAT", "true")
-    monkeypatch.setenv("CARTESIA_API_KEY", "ck")
+    monkeypatch.setenv("CARTESIA_API_KEY", "cartesia-secret-42")
     s = Settings()
     assert s.models == ["hexgrad/Kokoro-82M", "cartesia/sonic"]
-    assert [k.get_secret_value() for k in s.api_keys] == ["a", "b"]
-    assert (s.max_queue_size, s.hosted_compat, s.cartesia_api_key.get_secret_value()) == (3, True, "ck")
-    assert "ck" not in repr(s) and "'a'" not in repr(s)  # secrets never print
+    assert [k.get_secret_value() for k in s.api_keys] == ["key-alpha-7", "key-beta-9"]
+    assert (s.max_queue_size, s.hosted_compat, s.cartesia_api_key.get_secret_value()) == (3, True, "cartesia-secret-42")
+    assert "cartesia-secret-42" not in repr(s) and "key-alpha-7" not in repr(s)  # secrets never print
 
 
 def test_cli_flags_override_env(monkeypatch):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,7 +43,11 @@ class Spec:
     symbols: int
     voice: str
     speed: float
-    seed: int
+    seed: int  # picks the phonemes; the noise seed also mixes in the rest, so batch-mates differ
+
+    @property
+    def noise_seed(self) -> int:
+        return zlib.crc32(repr(self).encode())
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +102,7 @@ def item_for(model, voices, spec: Spec) -> ForwardItem:
         input_ids=input_ids_for(model, phonemes),
         ref_s=voices[spec.voice][len(phonemes) - 1],
         speed=spec.speed,
-        generator=torch.Generator().manual_seed(spec.seed),
+        generator=torch.Generator().manual_seed(spec.noise_seed),
     )
 
 
@@ -113,7 +118,7 @@ def max_inner_diff(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(
     ("spec", "is_voiced"),
-    [(Spec(20, "af_heart", 1.0, 0), True), (Spec(9, "bm_george", 1.7, 7), False), (Spec(12, "ef_dora", 0.8, 5), True)],
+    [(Spec(12, "af_heart", 1.0, 1), True), (Spec(9, "bm_george", 1.7, 3), False), (Spec(7, "ef_dora", 0.8, 1), True)],
     ids=lambda v: (
         f"{v.symbols}sym-{v.voice}-x{v.speed}-seed{v.seed}" if isinstance(v, Spec) else ("voiced" if v else "")
     ),
@@ -122,9 +127,9 @@ def test_batch_of_one_matches_kmodel(model, batched, voices, spec, is_voiced):
     phonemes = phonemes_for(model, spec)
     input_ids = input_ids_for(model, phonemes)
     ref_s = voices[spec.voice][len(phonemes) - 1]
-    generator = torch.Generator().manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(spec.noise_seed)
     with voiced(model) if is_voiced else contextlib.nullcontext():
-        torch.manual_seed(spec.seed)
+        torch.manual_seed(spec.noise_seed)
         expected_audio, expected_durations = model.forward_with_tokens(input_ids[None], ref_s, spec.speed)
         global_state_after = torch.get_rng_state()
         ((audio, durations),) = batched([ForwardItem(input_ids, ref_s, spec.speed, generator)])
@@ -136,14 +141,16 @@ def test_batch_of_one_matches_kmodel(model, batched, voices, spec, is_voiced):
     assert torch.equal(generator.get_state(), global_state_after)
 
 
+# Frames per token vary a lot with voice and text on these weights (about 1-10): the specs below were
+# picked to keep each batch's longest item, and so the test time, short.
 BATCHES = {
-    2: [Spec(40, "af_heart", 1.0, 1), Spec(6, "ef_dora", 1.7, 2)],
-    3: [Spec(9, "af_bella", 0.8, 3), Spec(25, "bm_george", 1.0, 4), Spec(16, "jf_alpha", 1.7, 5)],
-    5: [Spec(16, "af_heart", 1.7, 6), Spec(5, "af_bella", 1.0, 7), Spec(11, "ef_dora", 0.8, 8)]
-    + [Spec(7, "bm_george", 1.0, 9), Spec(13, "jf_alpha", 1.7, 10)],
-    8: [Spec(10, "af_heart", 1.0, 11), Spec(5, "bm_george", 1.7, 12), Spec(7, "af_bella", 0.8, 13)]
-    + [Spec(6, "ef_dora", 1.0, 14), Spec(9, "jf_alpha", 1.7, 15), Spec(5, "af_heart", 0.8, 16)]
-    + [Spec(8, "bm_george", 1.0, 17), Spec(6, "af_bella", 1.7, 18)],
+    2: [Spec(40, "af_heart", 1.7, 3), Spec(5, "bm_george", 1.0, 0)],
+    3: [Spec(9, "af_bella", 0.8, 4), Spec(25, "af_heart", 1.7, 1), Spec(5, "jf_alpha", 1.0, 1)],
+    5: [Spec(16, "bm_george", 1.7, 3), Spec(5, "af_bella", 1.0, 1), Spec(7, "ef_dora", 0.8, 1)]
+    + [Spec(9, "jf_alpha", 1.7, 3), Spec(12, "af_heart", 1.7, 1)],
+    8: [Spec(7, "af_heart", 1.0, 1), Spec(5, "bm_george", 1.7, 0), Spec(5, "af_bella", 0.8, 1)]
+    + [Spec(7, "ef_dora", 1.0, 1), Spec(12, "jf_alpha", 1.7, 1), Spec(5, "af_heart", 0.8, 1)]
+    + [Spec(7, "bm_george", 1.0, 1), Spec(9, "af_bella", 1.7, 4)],
 }
 
 
@@ -188,25 +195,27 @@ def test_front_handles_long_and_short_items_together(model, batched, voices):
 
 def test_voiced_batched_decode_matches_one_item_at_a_time(model, batched, voices):
     """Same prosody in, same audio out, voiced. Also the engine's CPU mode: decoding one item at a time."""
-    specs = [Spec(6, "af_heart", 1.0, 30), Spec(15, "ef_dora", 1.7, 31)]
-    specs += [Spec(9, "bm_george", 0.8, 32), Spec(11, "jf_alpha", 1.0, 33)]
+    specs = [Spec(5, "af_heart", 1.0, 1), Spec(12, "ef_dora", 1.7, 1)]
+    specs += [Spec(7, "bm_george", 0.8, 1), Spec(9, "jf_alpha", 1.7, 3)]
     with voiced(model):
         prosody: list[Prosody] = batched.front([item_for(model, voices, spec) for spec in specs])
     assert all((p.f0 > 10).float().mean() > 0.5 for p in prosody)  # the sine source sounds
-    together = batched.decode(prosody, [torch.Generator().manual_seed(spec.seed) for spec in specs])
+    together = batched.decode(prosody, [torch.Generator().manual_seed(spec.noise_seed) for spec in specs])
     for spec, item, audio in zip(specs, prosody, together):
-        (alone,) = batched.decode([item], [torch.Generator().manual_seed(spec.seed)])
+        (alone,) = batched.decode([item], [torch.Generator().manual_seed(spec.noise_seed)])
         assert alone.shape == (SAMPLES_PER_FRAME * item.frames,)
         assert max_inner_diff(audio, alone) <= TOLERANCE, spec
     assert batched.decode([], []) == []
 
 
 def test_generator_seed_decides_the_noise_and_global_rng_is_untouched(batched, voices):
-    spec = Spec(8, "af_bella", 1.0, 3)
+    spec = Spec(5, "af_bella", 1.0, 1)
     rng_state = torch.get_rng_state()
     first, _ = solo(batched, voices, spec)
     again, _ = solo(batched, voices, spec)
-    other, _ = solo(batched, voices, Spec(8, "af_bella", 1.0, 4))
+    other_seed = item_for(batched.model, voices, spec)
+    other_seed.generator.manual_seed(spec.noise_seed + 1)
+    ((other, _),) = batched([other_seed])
     assert torch.equal(torch.get_rng_state(), rng_state)
     assert torch.equal(first, again)
     assert not torch.equal(first, other)

@@ -37,6 +37,6 @@ async def test_without_batching_each_call_decodes_one_window(make_engine):
     assert stats["codec_batching"] is False and stats["codec_max_windows_per_call"] == 1
 
 
-def test_auto_batches_on_cuda_only():
-    assert resolve_batching("auto", "cuda:0") and not resolve_batching("auto", "cpu")
-    assert resolve_batching("on", "cpu") and not resolve_batching("off", "cuda")
+def test_batch_size_follows_the_device_unless_forced():
+    assert resolve_batching("auto", "cuda:0", 32) == 32 and resolve_batching("auto", "cpu", 32) == 4
+    assert resolve_batching("on", "cpu", 32) == 32 and resolve_batching("off", "cuda", 32) == 1
