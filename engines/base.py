@@ -127,6 +127,17 @@ class SessionEnd:
 AudioChunk = PcmChunk | EncodedPcm | EncodedChunk
 SessionEvent = PcmChunk | EncodedPcm | EncodedChunk | WordTimings | SessionEnd
 
+BYTES_PER_SAMPLE = {"pcm_f32le": 4, "pcm_s16le": 2, "pcm_mulaw": 1, "pcm_alaw": 1}
+
+
+def chunk_seconds(event: object) -> float:
+    """Seconds of audio in a PCM event (0 for anything else: a pre-encoded chunk has no known length)."""
+    if isinstance(event, PcmChunk):
+        return event.samples.shape[-1] / event.sample_rate
+    if isinstance(event, EncodedPcm):
+        return len(event.data) / BYTES_PER_SAMPLE[event.encoding] / event.sample_rate
+    return 0.0
+
 
 class EngineSession(abc.ABC):
     """One utterance in progress; see the module docstring. Use it as an async context manager."""
@@ -222,6 +233,14 @@ class Engine(abc.ABC):
 
     async def close(self) -> None:
         """Stop workers and free the model."""
+
+    def health(self) -> str | None:
+        """None while the engine makes progress; else why it cannot serve (a dead or hung worker).
+
+        The server polls this; a reason marks the model failed, and the server restarts it (close,
+        then load). Engines with worker threads report their workers' state here.
+        """
+        return None
 
     @property
     def available(self) -> bool:

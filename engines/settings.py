@@ -29,6 +29,16 @@ class LocalEngineSettings(BaseModel):
     max_queue_size: int = Field(64, ge=1, description="Requests queued or running per model before 429.")
     max_batch_size: int = Field(8, ge=1, description="Most requests one worker step serves together.")
     max_wait_ms: float = Field(5.0, ge=0, description="How long a worker waits to fill a batch.")
+    watchdog_s: float = Field(
+        120.0,
+        gt=0,
+        description="A model step that shows no progress for this long marks the model failed (then restarted).",
+    )
+    max_buffered_audio_s: float = Field(
+        20.0,
+        gt=0,
+        description="Audio a request may have generated ahead of its reader; past it, its generation pauses.",
+    )
 
     # --- text segmentation (engines/text.py) ---------------------------------------------------
     first_segment_chars: int = Field(

@@ -6,6 +6,17 @@ and calls the engine's ``step`` with the active jobs. A step advances every job 
 unit of work (a text segment for Kokoro, a decode step for an LM) and emits results through each
 job's own output queue. Jobs join and leave the batch at step boundaries, so a cancelled request
 stops within one step and a new one starts without waiting for the others to finish.
+
+Health: anything that escapes a step's own error handling (batch selection, ``on_leave``, the loop
+itself) kills the worker, and a step that makes no progress for ``watchdog_s`` counts as dead too.
+A dead worker records why in :attr:`BatchWorker.fault`, fails every queued and active job with a
+503 at once (nobody hangs) and refuses new ones; :meth:`BatchWorker.health` reports it so the
+server can mark the model failed and restart it. An exception in ``is_ready`` fails that job only.
+
+Backpressure: each job counts the audio it has emitted that its consumer has not taken yet. Past
+``max_buffered_s`` the job is *backlogged*: engines leave it out of their steps (its slot waits)
+until the consumer catches up, which wakes the worker. A slow reader thus pauses its own
+generation, and the memory a request holds stays bounded whatever the length of its input.
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from engines.base import chunk_seconds
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
+from engines.histogram import LATENCY_BUCKETS, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +42,15 @@ _DONE = object()
 class Job(Generic[S]):
     """One request inside the worker. ``state`` is the engine's own per-request data."""
 
-    def __init__(self, state: S, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        state: S,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_buffered_s: float | None = None,
+        on_drained: Callable[[], None] | None = None,
+        on_emit: Callable[[], None] | None = None,
+    ) -> None:
         self.state = state
         self._loop = loop
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -38,10 +59,31 @@ class Job(Generic[S]):
         self.finished = False
         self.failed = False
         self.steps = 0  # worker steps this job took part in
+        self.submitted_at = time.monotonic()
+        self.max_buffered_s = max_buffered_s
+        self._buffered_s = 0.0  # audio emitted and not yet taken by the consumer
+        self._buffer_lock = threading.Lock()
+        self._on_drained = on_drained  # the consumer caught up: the worker may step this job again
+        self._on_emit = on_emit  # the worker's progress heartbeat (its watchdog)
 
     # -- called from the worker thread --------------------------------------------------------
     def emit(self, item: Any) -> None:
+        seconds = chunk_seconds(item)
+        if seconds:
+            with self._buffer_lock:
+                self._buffered_s += seconds
+        if self._on_emit is not None:
+            self._on_emit()
         self._put(item)
+
+    @property
+    def buffered_seconds(self) -> float:
+        return self._buffered_s
+
+    @property
+    def backlogged(self) -> bool:
+        """More audio waits for the consumer than ``max_buffered_s``: generate no more for now."""
+        return self.max_buffered_s is not None and self._buffered_s >= self.max_buffered_s
 
     def finish(self) -> None:
         with self._terminal:
@@ -80,9 +122,21 @@ class Job(Generic[S]):
                     return
                 if isinstance(item, BaseException):
                     raise item
+                self._taken(item)
                 yield item
         finally:
             self.cancel()
+
+    def _taken(self, item: Any) -> None:
+        seconds = chunk_seconds(item)
+        if not seconds:
+            return
+        with self._buffer_lock:
+            was = self.backlogged
+            self._buffered_s -= seconds
+            caught_up = was and not self.backlogged
+        if caught_up and self._on_drained is not None:
+            self._on_drained()
 
 
 StepFn = Callable[[Sequence[Job[Any]]], None]
@@ -101,6 +155,8 @@ class BatchWorker:
         max_queue_size: int,
         on_leave: Callable[[Job[Any]], None] | None = None,
         is_ready: Callable[[Job[Any]], bool] | None = None,
+        watchdog_s: float | None = None,
+        max_buffered_s: float | None = None,
     ) -> None:
         self.name = name
         self._step = step
@@ -114,6 +170,13 @@ class BatchWorker:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.watchdog_s = watchdog_s
+        self.max_buffered_s = max_buffered_s
+        #: Why this worker stopped serving (None while healthy); see the module docstring.
+        self.fault: str | None = None
+        self._progress = time.monotonic()  # last sign of life: a step started or ended, a job emitted
+        self._in_step = False
+        self.queue_wait = Histogram(LATENCY_BUCKETS)  # seconds from submit to a job's first step
         self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {
             "steps": 0,
@@ -136,9 +199,37 @@ class BatchWorker:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+            # A dead or hung worker is not waited for: its jobs have already failed.
+            await asyncio.to_thread(self._thread.join, 1 if self.fault else 30)
         for job in [*self._pending, *self._active]:
             job.fail(ServiceUnavailable("The server is shutting down."))
+
+    def health(self) -> str | None:
+        """None while the worker serves; else why not. Detecting a hang here also fails its jobs."""
+        if self.fault is not None:
+            return self.fault
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            self._die("the worker thread exited")
+        elif self.watchdog_s and self._in_step and time.monotonic() - self._progress > self.watchdog_s:
+            self._die(f"a step made no progress for {self.watchdog_s:g} s")
+        return self.fault
+
+    def _die(self, reason: str) -> None:
+        """Stop serving for good: fail every job now (503), refuse new ones. Any thread."""
+        with self._cond:
+            if self.fault is None:
+                self.fault = reason
+                logger.error("%s: worker failed: %s", self.name, reason)
+            jobs = [*self._pending, *self._active]
+            self._cond.notify_all()
+        error = ServiceUnavailable(
+            f"The {self.name} model failed ({self.fault}) and is restarting; retry shortly.", retry_after="5"
+        )
+        for job in jobs:
+            job.fail(error)
+
+    def _beat(self) -> None:
+        self._progress = time.monotonic()
 
     # -- submission (event loop) --------------------------------------------------------------
     @property
@@ -147,8 +238,18 @@ class BatchWorker:
         return sum(not job.cancelled for job in self._pending) + len(self._active)
 
     def submit(self, state: Any) -> Job[Any]:
-        job: Job[Any] = Job(state, asyncio.get_running_loop())
+        job: Job[Any] = Job(
+            state,
+            asyncio.get_running_loop(),
+            max_buffered_s=self.max_buffered_s,
+            on_drained=self.wake,
+            on_emit=self._beat,
+        )
         with self._cond:
+            if self.fault is not None:
+                raise ServiceUnavailable(
+                    f"The {self.name} model failed ({self.fault}); retry shortly.", retry_after="5"
+                )
             if self._stopping:
                 raise ServiceUnavailable("The server is shutting down.")
             if self.load >= self.max_queue_size:
@@ -164,7 +265,13 @@ class BatchWorker:
             stats = dict(self.stats)
             for key in ("batch_size_histogram", "first_step_batch_histogram"):
                 stats[key] = dict(self.stats[key])
-        stats.update(queued=len(self._pending), active=len(self._active))
+        stats.update(
+            queued=len(self._pending),
+            active=len(self._active),
+            max_queue_size=self.max_queue_size,
+            queue_wait_seconds=self.queue_wait.snapshot(),
+            fault=self.fault,
+        )
         return stats
 
     # -- worker thread ------------------------------------------------------------------------
@@ -190,9 +297,9 @@ class BatchWorker:
         while True:
             leaving: list[Job[Any]] = []
             with self._cond:
-                while not self._stopping and not self._pending and not self._active:
+                while not self._stopping and self.fault is None and not self._pending and not self._active:
                     self._cond.wait()
-                if self._stopping:
+                if self._stopping or self.fault is not None:
                     return None
                 # A fresh batch waits briefly for company, so concurrent arrivals share a step.
                 if not self._active and self.max_wait_s > 0:
@@ -202,14 +309,15 @@ class BatchWorker:
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
-                # Cancelled jobs leave from the queue too, so dead requests never cause a 429.
-                leaving = [j for j in (*self._pending, *self._active) if j.cancelled]
+                # Cancelled jobs leave from the queue too, so dead requests never cause a 429. So do
+                # jobs finished from another thread (a codec stage, a failed is_ready).
+                leaving = [j for j in (*self._pending, *self._active) if j.cancelled or j.finished]
                 for job in leaving:
                     (self._active if job in self._active else self._pending).remove(job)
                 while self._pending and len(self._active) < self.max_batch_size:
                     self._active.append(self._pending.popleft())
                 # Jobs whose next unit of work is not prepared yet (e.g. text still in G2P) sit out.
-                ready = [j for j in self._active if self._is_ready is None or self._is_ready(j)]
+                ready = [j for j in self._active if self._ready(j)]
                 if not ready and self._active and not leaving:
                     self._cond.wait(0.05)
                     continue
@@ -224,9 +332,22 @@ class BatchWorker:
                         self._cond.wait(min(hold_until - now, 0.05))
                         continue
             for job in leaving:
-                self._leave(job, "jobs_cancelled")
+                self._leave(
+                    job, "jobs_failed" if job.failed else "jobs_cancelled" if job.cancelled else "jobs_completed"
+                )
             if ready or not self._active:
                 return ready
+
+    def _ready(self, job: Job[Any]) -> bool:
+        """``is_ready``, with its failure confined to the job it was asked about."""
+        if self._is_ready is None:
+            return True
+        try:
+            return bool(self._is_ready(job))
+        except Exception as exc:
+            logger.exception("%s: is_ready failed for one job", self.name)
+            job.fail(as_tts_error(exc))
+            return False
 
     def wake(self) -> None:
         """Tell the worker that a waiting job has become ready."""
@@ -234,24 +355,41 @@ class BatchWorker:
             self._cond.notify()
 
     def _run(self) -> None:
-        while True:
+        try:
+            self._serve()
+        except BaseException as exc:  # anything outside a step: the worker is gone, and says so
+            logger.exception("%s: worker loop failed", self.name)
+            self._die(f"worker loop failed: {type(exc).__name__}")
+
+    def _serve(self) -> None:
+        while self.fault is None:
             batch = self._next_batch()
             if batch is None:
                 return
             if not batch:
                 continue
             self._count("steps", batch_size=len(batch))
+            now = time.monotonic()
             if any(job.steps == 0 for job in batch):
                 with self._stats_lock:
                     self.stats["first_step_batch_histogram"][len(batch)] += 1
             for job in batch:
+                if job.steps == 0:
+                    self.queue_wait.observe(now - job.submitted_at)
                 job.steps += 1
+            self._in_step = True
+            self._beat()
             try:
                 self._step(batch)
             except Exception as exc:  # a failed step fails its batch, never the worker
                 logger.exception("%s: step failed", self.name)
                 for job in batch:
                     job.fail(as_tts_error(exc))
+            finally:
+                self._in_step = False
+                self._beat()
+            if self.fault is not None:  # declared hung meanwhile: its jobs are failed, the lists are void
+                return
             for job in batch:
                 if job.finished:
                     self._active.remove(job)

@@ -11,16 +11,25 @@ from fastapi import FastAPI
 from engines.base import Engine
 from server.engine_pool import EnginePool
 from server.errors import install_error_handlers
+from server.http_limits import RequestLimits
+from server.metrics import Metrics
 from server.openai.dialect import OpenAIDialect
-from server.routes import health, openai_speech, realtime, speech, voices
+from server.openapi import install_docs, install_openapi
+from server.paths import API_ROOTS
+from server.request_log import RequestLog
+from server.routes import health, openai_speech, playground, realtime, speech, voices
 from server.services.speech import SpeechService
 from server.settings import Settings
+from server.shutdown import Drain
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["API_ROOTS", "VersionPrefix", "create_app"]
 
-#: First path segments of the versioned API, which also answer without their ``/v1`` prefix.
-API_ROOTS = frozenset({"audio", "voices", "models"})
+DESCRIPTION = (
+    "A self-hosted text-to-speech server that speaks Together AI's speech API (and OpenAI's). Every error is "
+    '`{"error": {"message", "type", "param", "code"}}`; send `Authorization: Bearer <key>` when the server has keys.'
+)
 
 
 class VersionPrefix:
@@ -59,14 +68,26 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
         finally:
             await pool.close()
 
-    app = FastAPI(title="tts-server", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="tts-server", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    metrics = Metrics(pool)
+    pool.on_restart = lambda name: metrics.restarts.labels(name).inc()
+    drain = Drain(settings.shutdown_grace_s)
     app.state.settings = settings
     app.state.engine_pool = pool
-    app.state.speech_service = SpeechService(pool, settings)
+    app.state.metrics = metrics
+    app.state.drain = drain
+    app.state.speech_service = SpeechService(pool, settings, metrics=metrics)
+    # Last added runs first: RequestLog (id, log line, metrics, drain) > RequestLimits (key before
+    # body, body limits) > OpenAIDialect (sees every spelling of .../audio/speech) > VersionPrefix.
     app.add_middleware(VersionPrefix)
-    # Outside VersionPrefix: sees every spelling of .../audio/speech, rewrites OpenAI-style bodies.
     app.add_middleware(OpenAIDialect, aliases=frozenset(a.lower() for a in settings.openai_model_aliases))
+    app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(RequestLog, metrics=metrics, drain=drain)
     install_error_handlers(app)
-    for module in (speech, openai_speech, realtime, voices, health):
+    install_openapi(app)
+    install_docs(app)
+    for module in (speech, openai_speech, realtime, voices, health, playground):
         app.include_router(module.router)
     return app

@@ -49,9 +49,10 @@ def _prefetch(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
-
     from server.app import create_app
+    from server.http_limits import uvicorn_config
+    from server.request_log import configure_request_logging
+    from server.shutdown import GracefulServer
 
     if settings.torch_threads:
         import torch
@@ -59,7 +60,11 @@ def serve(settings: Settings) -> None:
         torch.set_num_threads(settings.torch_threads)
     # Fetch or verify weights before binding the port: a missing model fails here, loudly.
     _prefetch(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure_request_logging()
+    app = create_app(settings)
+    config = uvicorn_config(app, settings, host=settings.host, port=settings.port, log_level=settings.log_level)
+    # SIGTERM drains (503 to new requests, grace period, final error events) before uvicorn's own exit.
+    GracefulServer(config, app.state.drain).run()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,11 @@
-"""The engines this process serves, keyed by canonical model name, and their readiness."""
+"""The engines this process serves, keyed by canonical model name, their readiness, and their supervision.
+
+Readiness tells the truth: a supervisor polls every ready engine's :meth:`Engine.health`. A model
+whose worker died or hung is marked ``restarting`` at once (``/ready`` 503, its requests 503; its
+worker has already failed the requests it held), then closed and loaded again, up to
+``engine_max_restarts`` times over the process's life with a growing pause between tries; after
+that it stays ``failed``. Each step is logged.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +33,13 @@ class EnginePool:
                 engines[engine.model_id] = engine
         self.engines = engines
         # Per model, so one model still loading (or failed) never holds back the others.
-        self.status: dict[str, str] = {name: "loading" for name in engines}  # loading | ready | failed
+        # loading | ready | restarting | failed
+        self.status: dict[str, str] = {name: "loading" for name in engines}
         self.errors: dict[str, str] = {}
+        self.restarts: dict[str, int] = dict.fromkeys(engines, 0)
+        self.on_restart: Any = None  # called with the model name at each restart (metrics)
         self._task: asyncio.Task[Any] | None = None
+        self._supervisor: asyncio.Task[Any] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -40,6 +51,55 @@ class EnginePool:
             logger.info("loading done in %.1fs: %s", time.perf_counter() - started, self.status)
 
         self._task = asyncio.create_task(load_all(), name="engine-pool-load")
+        self._supervisor = asyncio.create_task(self._supervise(), name="engine-pool-supervisor")
+
+    # -- supervision ----------------------------------------------------------------------------
+    @property
+    def poll_s(self) -> float:
+        watchdog = getattr(self.settings, "watchdog_s", 120.0)
+        return max(0.05, min(1.0, watchdog / 4))
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            for name, engine in self.engines.items():
+                if self.status[name] != "ready":
+                    continue
+                try:
+                    reason = engine.health()
+                except Exception as exc:
+                    reason = f"health check failed: {type(exc).__name__}"
+                if reason:
+                    await self._restart(name, engine, reason)
+
+    async def _restart(self, name: str, engine: Engine, reason: str) -> None:
+        self.status[name] = "restarting"
+        self.errors[name] = reason
+        logger.error("%s failed: %s", name, reason)
+        while self.restarts[name] < self.settings.engine_max_restarts:
+            self.restarts[name] += 1
+            attempt = self.restarts[name]
+            if self.on_restart is not None:
+                self.on_restart(name)
+            logger.warning("%s: restart %d of %d", name, attempt, self.settings.engine_max_restarts)
+            with contextlib.suppress(Exception):
+                await engine.close()
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+            try:
+                await engine.load()
+                if self.settings.warmup and engine.available:
+                    await engine.warmup()
+            except Exception as exc:
+                self.errors[name] = f"restart {attempt} failed: {type(exc).__name__}: {exc}"
+                logger.error("%s: restart %d failed", name, attempt, exc_info=True)
+                continue
+            self.status[name] = "ready"
+            self.errors.pop(name, None)
+            logger.info("%s restarted (restart %d); ready", name, attempt)
+            return
+        self.status[name] = "failed"
+        self.errors[name] = f"{reason} (no restarts left: TTS_ENGINE_MAX_RESTARTS={self.settings.engine_max_restarts})"
+        logger.error("%s: %s", name, self.errors[name])
 
     async def _load(self, name: str, engine: Engine) -> None:
         try:
@@ -59,11 +119,13 @@ class EnginePool:
     def state(self) -> str:
         """ready only when every model is; failed if any failed; else loading."""
         values = set(self.status.values())
-        if "failed" in values:
+        if values & {"failed", "restarting"}:
             return "failed"
         return "ready" if values <= {"ready"} else "loading"
 
     async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -73,10 +135,13 @@ class EnginePool:
     # -- lookup -------------------------------------------------------------------------------
     def lookup(self, name: str) -> Engine:
         """The engine serving ``name`` (any alias), even if it is still loading."""
-        spec = registry.resolve(name)
+        loaded = ", ".join(self.engines) or "none"
+        try:
+            spec = registry.resolve(name)
+        except ModelNotFound:
+            raise ModelNotFound(f"Model '{name}' is not served here (loaded: {loaded}).") from None
         engine = self.engines.get(spec.model_id)
         if engine is None:
-            loaded = ", ".join(self.engines) or "none"
             raise ModelNotFound(f"Model '{name}' is not loaded on this server (loaded: {loaded}).")
         return engine
 
@@ -85,9 +150,18 @@ class EnginePool:
         status = self.status[engine.model_id]
         if status == "loading":
             raise ServiceUnavailable(f"Model '{engine.model_id}' is still loading; retry shortly.", retry_after="5")
+        if status == "restarting":
+            raise ServiceUnavailable(
+                f"Model '{engine.model_id}' failed ({self.errors.get(engine.model_id)}) and is restarting; "
+                "retry shortly.",
+                retry_after="5",
+            )
         if status == "failed":
-            raise ServiceUnavailable(f"Model '{engine.model_id}' failed to load: {self.errors[engine.model_id]}")
+            raise ServiceUnavailable(f"Model '{engine.model_id}' failed: {self.errors[engine.model_id]}")
         return engine
 
     def stats(self) -> dict[str, Any]:
-        return {name: {"status": self.status[name], **engine.stats()} for name, engine in self.engines.items()}
+        return {
+            name: {"status": self.status[name], "restarts": self.restarts[name], **engine.stats()}
+            for name, engine in self.engines.items()
+        }

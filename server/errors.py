@@ -8,6 +8,7 @@ the server adds only what is HTTP's own (a missing or wrong key) and maps everyt
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -34,6 +35,7 @@ APIError = TTSError  # the name the HTTP layer has always used
 __all__ = [
     "APIError",
     "AuthenticationFailed",
+    "DeadlineExceeded",
     "HTTPError",
     "InputTooLong",
     "InternalError",
@@ -52,6 +54,7 @@ __all__ = [
     "error_headers",
     "http_status",
     "install_error_handlers",
+    "send_asgi_error",
 ]
 
 
@@ -59,6 +62,12 @@ class AuthenticationFailed(TTSError):
     """A missing or wrong bearer key: the HTTP layer's own failure."""
 
     code = "invalid_api_key"
+
+
+class DeadlineExceeded(TTSError):
+    """The request ran past its deadline (``TTS_REQUEST_TIMEOUT_S``)."""
+
+    code = "deadline_exceeded"
 
 
 class HTTPError(TTSError):
@@ -76,6 +85,7 @@ _HTTP: tuple[tuple[type[TTSError], int, str], ...] = (
     (InvalidRequest, 400, "invalid_request_error"),
     (ModelNotFound, 404, "invalid_request_error"),
     (Overloaded, 429, "rate_limit_exceeded"),
+    (DeadlineExceeded, 504, "timeout_error"),
     (UpstreamTimeout, 504, "upstream_error"),
     (UpstreamError, 502, "upstream_error"),
     (ServiceUnavailable, 503, "service_unavailable"),
@@ -127,6 +137,15 @@ def error_response(err: TTSError):  # -> JSONResponse
     from fastapi.responses import JSONResponse
 
     return JSONResponse(error_body(err), status_code=http_status(err), headers=error_headers(err))
+
+
+async def send_asgi_error(send: Any, err: TTSError) -> None:
+    """Answer from an ASGI layer (before any route runs) with Together's error body."""
+    body = json.dumps(error_body(err)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(err).items()]
+    await send({"type": "http.response.start", "status": http_status(err), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_error_handlers(app: Any) -> None:

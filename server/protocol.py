@@ -107,14 +107,23 @@ class ModelCard(BaseModel):
     display_name: str
     organization: str
     owned_by: str
+    link: str | None = None
+    # Together's SDKs require a pricing object; a self-hosted model costs nothing per token.
+    pricing: dict[str, float] = Field(
+        default_factory=lambda: {"input": 0.0, "output": 0.0, "hourly": 0.0, "base": 0.0, "finetune": 0.0}
+    )
     available: bool = True
 
     @classmethod
     def for_model(cls, model_id: str, available: bool) -> ModelCard:
         organization = model_id.split("/", 1)[0] if "/" in model_id else "tts-server"
-        name = model_id.rsplit("/", 1)[-1]
         return cls(
-            id=model_id, display_name=name, organization=organization, owned_by=organization, available=available
+            id=model_id,
+            display_name=model_id.rsplit("/", 1)[-1],
+            organization=organization,
+            owned_by=organization,
+            link=f"https://huggingface.co/{model_id}" if "/" in model_id and organization != "cartesia" else None,
+            available=available,
         )
 
 

@@ -89,6 +89,30 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
     max_input_chars: int = Field(4096, ge=1, description="Longest accepted `input`, in characters.")
     warmup: bool = Field(True, description="Synthesize a short phrase at startup before turning ready.")
 
+    # --- operations (issue 11: deadlines, shutdown, restarts, HTTP limits) ---------------------------
+    request_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Deadline per request: 504 before the response starts, a final SSE error event after.",
+    )
+    shutdown_grace_s: float = Field(
+        20.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM: refuse new requests (503) and give in-flight ones this long before ending them.",
+    )
+    engine_max_restarts: int = Field(
+        3, ge=0, description="Restarts of a model whose worker died or hung, over the process's life; then failed."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; more is a 413.")
+    max_header_bytes: int = Field(
+        65_536, ge=4096, description="Largest request line plus headers; more is a 431 (HTTP/1.1 parser limit)."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A client must send its request line and headers within this long (else 408)."
+    )
+    body_timeout_s: float = Field(10.0, gt=0, description="A client must send its whole body within this long.")
+
     # --- compatibility -------------------------------------------------------------------------
     hosted_compat: bool = Field(
         False,

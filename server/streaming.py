@@ -15,6 +15,7 @@ from starlette.requests import Request
 from engines.base import WordTiming, WordTimings
 from server.errors import as_tts_error, error_body
 from server.protocol import stream_chunk, word_timestamps_event
+from server.request_log import current
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,7 +54,10 @@ async def sse_stream(model: str, item_id: str, first: Item, rest: AsyncIterator[
         async for item in rest:
             yield frame(item)
     except Exception as exc:  # the status line is gone; report in-band instead of dropping the stream
-        yield sse_event(error_body(as_tts_error(exc)))
+        error = as_tts_error(exc)
+        if (trace := current()) is not None:
+            trace.error_code = error.code
+        yield sse_event(error_body(error))
     yield DONE
 
 

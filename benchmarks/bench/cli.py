@@ -17,6 +17,9 @@ Examples::
     # engine mode (no HTTP): time the Kokoro forward by batch size
     tts-server bench engine --kokoro-source DIR --batches 1,2,4,8
 
+    # the table, plots and report again from a run's results.json
+    tts-server bench report bench-results/20260101-120000/results.json
+
 A target is ``url=...,model=...,voice=...,api=together|openai,format=...,encoding=...,rate=...,
 stream=sse|bytes|off|ws,key_env=VAR,name=...`` (unset fields take the global options' values), or
 a bare URL; ``--targets-file`` reads a JSON list of such objects (which may carry ``key``).
@@ -95,14 +98,19 @@ def targets_from_args(args: argparse.Namespace, serve_url: str | None = None) ->
     targets = [parse_target(spec, defaults) for spec in args.target]
     if args.targets_file:
         targets += load_targets_file(args.targets_file, defaults)
-    if serve_url:
+    targets = targets or [defaults]
+    if serve_url:  # the server started for this run: URL "serve", and a name without its random port
         from dataclasses import replace
 
-        targets = [
-            replace(t, url=serve_url, name="" if t.name.startswith("serve") else t.name) if t.url == "serve" else t
-            for t in targets
-        ]
-    return targets or [defaults]
+        named = []
+        for t in targets:
+            automatic = t.name == Target(t.url, model=t.model).name
+            t = replace(t, url=serve_url) if t.url == "serve" else t
+            if t.url == serve_url and automatic:
+                t = replace(t, name=f"tts-server {t.model.rsplit('/', 1)[-1]}")
+            named.append(t)
+        targets = named
+    return targets
 
 
 def config_from_args(args: argparse.Namespace, targets: list[Target], argv: list[str]):
@@ -165,8 +173,25 @@ def run_http(argv: list[str]) -> int:
         return go(url, {url: flags})
 
 
+def rerender(argv: list[str]) -> int:
+    """``tts-server bench report RESULTS.json [--out DIR]``: the table, plots and report again, from a run's JSON."""
+    from benchmarks.bench.run import print_summary, write_outputs
+
+    p = argparse.ArgumentParser(prog="tts-server bench report", description=rerender.__doc__)
+    p.add_argument("results", type=Path)
+    p.add_argument("--out", type=Path, help="default: the JSON's folder")
+    args = p.parse_args(argv)
+    run = json.loads(args.results.read_text(encoding="utf-8"))
+    print_summary(run)
+    files = write_outputs(run, args.out or args.results.parent)
+    print(f"\nwrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return rerender(argv[1:])
     if argv[:1] == ["engine"]:
         from benchmarks.bench.engine_mode import main as engine_main
 

@@ -34,21 +34,35 @@ def _x_axis(ax, levels: Sequence[dict[str, Any]]) -> None:
     ax.minorticks_off()
 
 
+STYLES = ("-", "--", ":", "-.")
+
+
 def ttfa_cdf(path: Path, records: Sequence[dict[str, Any]], title: str) -> Path:
+    """One colour per target, one line style per level (styles repeat after four levels)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    targets = dict.fromkeys(r["target"] for r in records)
-    for name in targets:
-        values = sorted(r["ttfa_s"] for r in records if r["target"] == name and r["ok"] and r["ttfa_s"] is not None)
-        if values:
-            ys = [(i + 1) / len(values) for i in range(len(values))]
-            ax.step(values, ys, where="post", label=f"{name} (n={len(values)})")
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    levels = sorted({r["level"] for r in records})
+    for t, name in enumerate(targets):
+        for n, level in enumerate(levels):
+            values = sorted(
+                r["ttfa_s"]
+                for r in records
+                if r["target"] == name and r["level"] == level and r["ok"] and r["ttfa_s"] is not None
+            )
+            if values:
+                ys = [(i + 1) / len(values) for i in range(len(values))]
+                label = f"{name} @ {level:g} (n={len(values)})"
+                ax.step(values, ys, where="post", color=colors[t % len(colors)], ls=STYLES[n % 4], label=label)
     ax.set_xlabel("time to first audio (s)")
     ax.set_ylabel("share of requests")
     ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{title}: first-audio CDF (all levels)")
-    ax.legend(fontsize=8)
+    open_loop = bool(records) and records[0]["mode"] == "open"
+    ax.set_title(f"{title}: first-audio CDF by {'arrival rate' if open_loop else 'concurrency'}", fontsize=10)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -32,6 +33,7 @@ from engines.cartesia.realtime import CartesiaRealtimeSession
 from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cartesia_catalog
 from engines.cartesia.websocket import CartesiaSocket
 from engines.errors import InvalidRequest, ServiceUnavailable, TTSError, UpstreamError
+from engines.histogram import LATENCY_BUCKETS, Histogram
 from engines.pcm_device import BYTES_PER_SAMPLE
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class CartesiaEngine(Engine):
         self._socket = CartesiaSocket(settings, self.api_key)  # connects on the first realtime session
         # Every key from the start, so /stats has the same shape before the first request.
         self._counters: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
+        self.upstream_latency = Histogram(LATENCY_BUCKETS)  # request sent -> first audio byte back
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class CartesiaEngine(Engine):
         self._counters["stream_requests" if via_sse else "bytes_requests"] += 1
         upstream = self._client.stream_sse(body) if via_sse else self._client.stream_bytes(body)
         encoding, offset = params.output.pcm_encoding, 0
+        sent, waiting = time.perf_counter(), True
         try:
             # aclosing: when our consumer stops early (client gone), the upstream response closes now.
             async with aclosing(upstream) as chunks:
@@ -149,6 +153,9 @@ class CartesiaEngine(Engine):
                     if isinstance(data, WordTimings):
                         yield data
                         continue
+                    if waiting:
+                        waiting = False
+                        self.upstream_latency.observe(time.perf_counter() - sent)
                     self._counters["chunks"] += 1
                     self._counters["bytes"] += len(data)
                     if via_sse:  # raw PCM in the encoding we asked for: the server frames it
@@ -168,6 +175,7 @@ class CartesiaEngine(Engine):
             "available": self.available,
             "http2": self._client.http2,
             "voice_list_fetches": self._upstream_voices.fetches if self._upstream_voices else 0,
+            "upstream_latency_seconds": self.upstream_latency.snapshot(),
         }
 
 

@@ -16,7 +16,8 @@ device before one device-to-host copy (``engines/pcm_device.py``). On a CPU, sox
 server do the same conversion faster, so the float samples go over as they are.
 
 A failing batched call is retried item by item, so a bad item fails its own request only. A
-request whose client left is skipped before each decoder call.
+request whose client left is skipped before each front and each decoder call, so within a step it
+costs at most the call already running.
 """
 
 from __future__ import annotations
@@ -129,7 +130,17 @@ class KokoroBatcher:
         with self._lock:
             self.synthesis_seconds += time.perf_counter() - started
 
+    def _skip_cancelled(self, work: list[Work]) -> list[Work]:
+        keep = [w for w in work if not w.job.cancelled]
+        if len(keep) < len(work):
+            with self._lock:
+                self._stats["items_skipped_cancelled"] += len(work) - len(keep)
+        return keep
+
     def _run_bucket(self, bucket: list[Work]) -> None:
+        bucket = self._skip_cancelled(bucket)
+        if not bucket:
+            return
         if self.policy == "serial":
             for entry in bucket:
                 self._run_bucket_batched([entry])
@@ -143,6 +154,9 @@ class KokoroBatcher:
             self._decode_batched(live)
 
     def _run_bucket_batched(self, bucket: list[Work]) -> None:
+        bucket = self._skip_cancelled(bucket)
+        if not bucket:
+            return
         prosody = self._front(bucket)
         self._decode_batched([(w, p) for w, p in zip(bucket, prosody) if p is not None])
 
@@ -172,10 +186,8 @@ class KokoroBatcher:
         return prosody
 
     def _decode(self, group: list[Work], prosody: list[Prosody]) -> None:
-        keep = [i for i, w in enumerate(group) if not w.job.cancelled]
-        if len(keep) < len(group):
-            with self._lock:
-                self._stats["items_skipped_cancelled"] += len(group) - len(keep)
+        live = {id(w) for w in self._skip_cancelled(group)}
+        keep = [i for i, w in enumerate(group) if id(w) in live]
         group, prosody = [group[i] for i in keep], [prosody[i] for i in keep]
         if not group:
             return

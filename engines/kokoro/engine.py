@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from engines.base import Engine, SessionParams, SynthesisRequest, Voice
-from engines.errors import ServiceUnavailable, Unsupported, as_tts_error
+from engines.errors import InputTooLong, ServiceUnavailable, Unsupported, as_tts_error
 from engines.kokoro import loader
 from engines.kokoro.batched import BatchedKokoro
 from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
@@ -33,6 +33,9 @@ from engines.worker import BatchWorker, Job
 logger = logging.getLogger(__name__)
 
 __all__ = ["EDGE_FADE_SAMPLES", "KokoroEngine", "SAMPLE_RATE"]
+
+#: Phonemes any request may use whatever its length ("1999." alone spells out to ~25).
+PHONEME_FLOOR = 256
 
 
 class KokoroEngine(Engine):
@@ -82,7 +85,10 @@ class KokoroEngine(Engine):
             max_batch_size=self.settings.max_batch_size,
             max_wait_ms=self.settings.max_wait_ms,
             max_queue_size=self.settings.max_queue_size,
-            is_ready=lambda job: job.state.ready(),
+            # A request whose reader lags (see BatchWorker) sits out until it catches up.
+            is_ready=lambda job: job.state.ready() and not job.backlogged,
+            watchdog_s=self.settings.watchdog_s,
+            max_buffered_s=self.settings.max_buffered_audio_s,
         )
         self._worker.start()
         logger.info("Kokoro loaded on %s with %d voices, %s batching", device, len(self._bank.voices()), policy)
@@ -98,9 +104,25 @@ class KokoroEngine(Engine):
         if self._g2p is not None:
             self._g2p.shutdown()
 
+    def health(self) -> str | None:
+        return self._worker.health() if self._worker is not None else None
+
     # -- requests -----------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
         return self._bank.voices() if self._bank else []
+
+    def check_work(self, request: KokoroRequest, phonemes: int, chars: int) -> None:
+        """Bound the work by phonemes, not characters: digits and symbols spell out to far more speech."""
+        request.phonemes += phonemes
+        request.chars += chars
+        ratio = self.settings.kokoro_max_phonemes_per_char
+        allowed = max(PHONEME_FLOOR, ratio * request.chars)
+        if request.phonemes > allowed:
+            raise InputTooLong(
+                f"The input expands to more than {int(allowed)} phonemes ({request.phonemes} so far for "
+                f"{request.chars} characters; numbers and symbols are spelled out). This server allows "
+                f"{ratio:g} per character (TTS_KOKORO_MAX_PHONEMES_PER_CHAR)."
+            )
 
     async def open_session(self, params: SessionParams) -> KokoroSession:
         if self._worker is None:
@@ -190,6 +212,7 @@ class KokoroSession(WorkerSession):
                 chunks = await engine._g2p.run(
                     FIRST if first else LATER, lambda ph, text=segment: ph.chunks(text, request.lang_code)
                 )
+                engine.check_work(request, sum(len(c.phonemes) for c in chunks), len(segment))
                 first = False
                 engine._items(request, chunks)
                 engine._worker.wake()

@@ -45,6 +45,8 @@ class KokoroRequest:
     g2p_pending: int = 0  # segments handed to G2P and not back yet (event loop only)
     input_done: bool = False  # set once every segment's chunks are queued
     next_index: int = 0
+    phonemes: int = 0  # phonemes and characters seen so far: the work bound (KokoroEngine.check_work)
+    chars: int = 0
     samples_out: int = 0  # at the output rate: the next chunk's offset
     native_samples: int = 0  # at 24 kHz: where the next chunk starts, for word timings
 

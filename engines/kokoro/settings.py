@@ -31,6 +31,12 @@ class KokoroSettings(LocalEngineSettings):
         description="Resample and encode audio on the model's device before one host copy per batch; auto = on "
         "CUDA only (on a CPU the server's soxr path is faster).",
     )
+    kokoro_max_phonemes_per_char: float = Field(
+        3.0,
+        gt=0,
+        description="Bound on a request's work: phonemes per input character (prose ~1.1, number-heavy text ~2.7; "
+        "a run of digits ~4.6), beyond 256 phonemes. More is a 400.",
+    )
     kokoro_g2p_workers: int = Field(
         2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."
     )

@@ -13,6 +13,10 @@ from engines.errors import InvalidVoice
 from voices import load_catalog
 
 _PART = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\(\s*(\d+(?:\.\d+)?|\.\d+)\s*\))?\s*$")
+#: Weights are relative; this range keeps the mix's arithmetic finite and exact enough (1e308 each
+#: overflowed the sum; a weight of 10**309 parsed as inf and made NaN style vectors).
+MIN_WEIGHT, MAX_WEIGHT = 0.01, 100.0
+MAX_VOICES = 8  # voices in one mix
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,11 @@ def parse_voice_spec(spec: str) -> VoiceMix:
                 "or a weighted mix ('af_bella(2)+af_heart(1)')."
             )
         weight = float(match.group(2)) if match.group(2) else 1.0
-        if weight <= 0:
-            raise InvalidVoice(f"Voice weights must be positive: '{raw.strip()}'.")
+        if not MIN_WEIGHT <= weight <= MAX_WEIGHT:  # also false for inf and nan
+            raise InvalidVoice(f"Voice weights must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}: '{raw.strip()}'.")
         parts.append((match.group(1), weight))
+        if len(parts) > MAX_VOICES:
+            raise InvalidVoice(f"A voice mix may name at most {MAX_VOICES} voices.")
     total = sum(w for _, w in parts)
     return VoiceMix(tuple((name, w / total) for name, w in parts))
 

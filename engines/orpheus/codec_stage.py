@@ -11,6 +11,9 @@ Whether to batch follows the device (``batching``): on a GPU a batch costs littl
 window; on CPU SNAC is compute-bound, so batching helps less and the choice is a measurement
 (benchmarks/results/orpheus-cpu-tiny.md). Without batching the stage decodes one window per call,
 still off the LM's thread.
+
+A failing batch is decoded again window by window, so a bad window fails its own request only.
+:meth:`CodecStage.health` reports a dead thread or a decode that has run past the watchdog.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 
 import torch
 
+from engines.errors import InternalError, TTSError
+from engines.histogram import SIZE_BUCKETS, Histogram
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.requests import OrpheusRequest, Segment
 from engines.orpheus.snac_stream import PlannedWindow
@@ -60,8 +65,12 @@ class CodecStage:
         max_batch: int = 32,
         wait_ms: float = 2.0,
         on_complete: Callable[[Any], None] | None = None,
+        watchdog_s: float | None = None,
     ) -> None:
         self.codec = codec
+        self.watchdog_s = watchdog_s
+        self._busy_since: float | None = None  # when the decode now running started
+        self.windows_per_call = Histogram(SIZE_BUCKETS)
         self.max_batch = max(1, max_batch)  # 1: no batching
         self.batching = self.max_batch > 1
         self.wait_s = wait_ms / 1000.0 if self.batching else 0.0
@@ -114,6 +123,14 @@ class CodecStage:
     def queued(self) -> int:
         return len(self._queue)
 
+    def health(self) -> str | None:
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return "the SNAC codec thread exited"
+        busy = self._busy_since
+        if self.watchdog_s and busy is not None and time.perf_counter() - busy > self.watchdog_s:
+            return f"a SNAC decode made no progress for {self.watchdog_s:g} s"
+        return None
+
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
             stats = dict(self._stats)
@@ -127,6 +144,7 @@ class CodecStage:
         stats["codec_queue_wait_seconds"] = round(stats["codec_queue_wait_seconds"], 3)
         stats["codec_queued"] = len(self._queue)
         stats["codec_batching"] = self.batching
+        stats["codec_windows_per_call_histogram"] = self.windows_per_call.snapshot()
         return stats
 
     # -- the stage's thread -----------------------------------------------------------------------
@@ -150,26 +168,38 @@ class CodecStage:
         while (batch := self._take()) is not None:
             try:
                 self._decode(batch)
-            except Exception as exc:  # a failed decode fails its requests, never the stage
-                logger.exception("orpheus codec stage: decode failed")
-                for item in batch:
-                    item.job.fail(exc)
-                    self._completed(item.job)
+            except Exception:  # never the stage: _decode has already failed whom it had to
+                logger.exception("orpheus codec stage: unexpected failure")
+            finally:
+                self._busy_since = None
 
     def _decode(self, batch: list[CodecItem]) -> None:
         live = [item for item in batch if not item.job.cancelled and not item.job.finished]
         if not live:
             return
         started = time.perf_counter()
+        self._busy_since = started
         windows = [item.window.window for item in live]
-        if self._stream is not None:
-            with torch.cuda.stream(self._stream):
-                audio = self.codec.decode(windows)  # ends with .cpu(): syncs this stream only
-        else:
-            audio = self.codec.decode(windows)
+        try:
+            if self._stream is not None:
+                with torch.cuda.stream(self._stream):
+                    audio = self.codec.decode(windows)  # ends with .cpu(): syncs this stream only
+            else:
+                audio = self.codec.decode(windows)
+        except Exception as exc:  # retried window by window: a bad window fails its own request only
+            if len(live) > 1:
+                logger.warning("orpheus codec stage: a batch of %d windows failed; retrying one by one", len(live))
+                for item in live:
+                    self._decode([item])
+                return
+            logger.exception("orpheus codec stage: a window failed")
+            self._fail(live[0].job, exc)
+            return
         elapsed = time.perf_counter() - started
         shapes = collections.Counter(len(w.frames) for w in windows if len(w.frames))
         calls = len(shapes)
+        for windows_in_call in shapes.values():
+            self.windows_per_call.observe(windows_in_call)
         with self._stats_lock:
             s = self._stats
             s["codec_calls"] += calls
@@ -181,12 +211,24 @@ class CodecStage:
             s["codec_queue_wait_seconds"] += sum(started - item.queued_at for item in live)
         touched: dict[int, Any] = {}
         for item, samples in zip(live, audio):
-            item.request.deliver(item.segment, item.epoch, item.window, samples)
             touched[id(item.job)] = item.job
+            try:
+                item.request.deliver(item.segment, item.epoch, item.window, samples)
+            except Exception as exc:
+                logger.exception("orpheus codec stage: delivery failed for one request")
+                self._fail(item.job, exc)
         for job in touched.values():
-            job.state.flush(job, self.count_audio)
+            try:
+                job.state.flush(job, self.count_audio)
+            except Exception as exc:
+                logger.exception("orpheus codec stage: flush failed for one request")
+                self._fail(job, exc)
             if job.finished:
                 self._completed(job)
+
+    def _fail(self, job: Any, exc: Exception) -> None:
+        job.fail(exc if isinstance(exc, TTSError) else InternalError("The server failed to decode audio."))
+        self._completed(job)
 
     def _completed(self, job: Any) -> None:
         if self._on_complete is not None:

@@ -77,6 +77,7 @@ class OrpheusEngine(Engine):
             max_batch=resolve_batching(s.orpheus_codec_batching, parts.device, s.orpheus_codec_max_batch),
             wait_ms=s.orpheus_codec_wait_ms,
             on_complete=lambda job: self._worker.completed(job),
+            watchdog_s=s.watchdog_s,
         )
         self._codec.start()
         if self.backend == "vllm":
@@ -102,7 +103,10 @@ class OrpheusEngine(Engine):
             max_wait_ms=s.max_wait_ms,
             max_queue_size=s.max_queue_size,
             on_leave=self._scheduler.release,
-            is_ready=lambda job: job.state.has_work(),
+            # A lagging reader's request steps only while it still holds rows (they finish their segment).
+            is_ready=lambda job: job.state.has_work() and not (job.backlogged and not job.state.generating()),
+            watchdog_s=s.watchdog_s,
+            max_buffered_s=s.max_buffered_audio_s,
         )
         worker.completed = lambda job: worker.wake()  # the codec finished a job: the worker retires it
         self._worker = worker
@@ -124,6 +128,10 @@ class OrpheusEngine(Engine):
         self._codec = None
         self._scheduler = None
         self.components = None
+
+    def health(self) -> str | None:
+        worker = self._worker.health() if self._worker is not None else None
+        return worker or (self._codec.health() if self._codec is not None else None)
 
     # -- requests -----------------------------------------------------------------------------
     def voices(self) -> list[Voice]:

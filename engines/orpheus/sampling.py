@@ -15,6 +15,7 @@ sequences share the batch, and a seed reproduces a request.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,18 @@ from engines.orpheus.tokens import (
 )
 
 EOS_COLUMN = CODEBOOK_SIZE  # column of end_of_speech in the [batch, 4097] scores
+#: Safe ranges, checked on every path in (HTTP, OpenAI, websocket). Lower bounds matter: in float32 a
+#: temperature of 1e-40 or a top_p of 1e-46 is 0, and the step divided by it or kept no token.
+RANGES = {"temperature": (0.01, 2.0), "top_p": (0.01, 1.0), "repetition_penalty": (1.1, 2.0)}
+
+
+def _checked(name: str, value: object) -> float:
+    low, high = RANGES[name]
+    number = float(value)  # type: ignore[arg-type]
+    if not (math.isfinite(number) and low <= number <= high):
+        hint = " (its authors require at least 1.1 for stable speech)" if name == "repetition_penalty" else ""
+        raise InvalidRequest(f"{name} must be between {low:g} and {high:g} for Orpheus{hint}; got {value}.", param=name)
+    return number
 
 
 @dataclass(frozen=True)
@@ -43,13 +56,9 @@ class SamplingParams:
     @classmethod
     def resolve(cls, settings: Any, overrides: dict[str, Any]) -> SamplingParams:
         """Server defaults with the request's overrides; raises a 400 for values Orpheus cannot use."""
-        penalty = float(overrides.get("repetition_penalty", settings.orpheus_repetition_penalty))
-        if penalty < 1.1:
-            raise InvalidRequest(
-                f"repetition_penalty must be at least 1.1 for Orpheus (got {penalty}); its authors require it "
-                "for stable speech.",
-                param="repetition_penalty",
-            )
+        penalty = _checked(
+            "repetition_penalty", overrides.get("repetition_penalty", settings.orpheus_repetition_penalty)
+        )
         max_tokens = int(overrides.get("max_tokens", settings.orpheus_max_tokens))
         if max_tokens > settings.orpheus_max_tokens_limit:
             raise InvalidRequest(
@@ -59,8 +68,8 @@ class SamplingParams:
         if max_tokens < FRAME_TOKENS:
             raise InvalidRequest(f"max_tokens must be at least {FRAME_TOKENS} (one audio frame).", param="max_tokens")
         return cls(
-            temperature=float(overrides.get("temperature", settings.orpheus_temperature)),
-            top_p=float(overrides.get("top_p", settings.orpheus_top_p)),
+            temperature=_checked("temperature", overrides.get("temperature", settings.orpheus_temperature)),
+            top_p=_checked("top_p", overrides.get("top_p", settings.orpheus_top_p)),
             repetition_penalty=penalty,
             # Whole frames only: a budget ending mid-frame would waste the partial frame's tokens.
             max_tokens=max_tokens - max_tokens % FRAME_TOKENS,
@@ -157,10 +166,11 @@ def sample_columns(
     cumulative = probs.cumsum(dim=1)
     # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
     keep = (cumulative - probs) < top_p[:, None]
+    keep[:, 0] = True  # whatever top_p is, the most likely token stays (no row may keep nothing)
     kept = torch.where(keep, probs, torch.zeros_like(probs)).cumsum(dim=1)
     target = uniforms[:, None] * kept[:, -1:]
     index = (kept <= target).sum(dim=1, keepdim=True)
-    index = torch.minimum(index, keep.sum(dim=1, keepdim=True) - 1)
+    index = torch.minimum(index, keep.sum(dim=1, keepdim=True) - 1).clamp(min=0)
     return order.gather(1, index).squeeze(1)
 
 

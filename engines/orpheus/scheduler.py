@@ -20,6 +20,12 @@ is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of 
 Requests the worker drops (client gone, failure) leave through :meth:`release` before the next
 step. The model is only ever touched from the worker thread.
 
+Failure isolation: whatever concerns one request (its text, prompt and prefill, its tokens and
+frames, its audio) runs under :meth:`_isolated`, so a failure there fails that request alone and
+the others' rows go on untouched. Only the batched decode forward is shared; if it raises, the
+worker fails the step's requests and the cache starts empty. A request whose reader lags
+(``job.backlogged``) gets no new rows until it catches up; rows it holds finish their segment.
+
 Why not transformers' ``ContinuousBatchingManager``: it samples the whole batch with one
 ``torch.multinomial`` (no per-request seed), its logits processors cannot express "the next slot's
 4,096 audio ids", and it runs its own thread and queues next to our worker's.
@@ -37,6 +43,7 @@ from typing import Any
 
 import torch
 
+from engines.errors import InternalError, TTSError
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.decode_graphs import DecodeGraphs
 from engines.orpheus.requests import OrpheusRequest, Segment
@@ -136,6 +143,18 @@ class OrpheusScheduler:
         stats["lm_rows"] = len(self.rows)
         return stats
 
+    def _isolated(self, job: Job[OrpheusRequest], stage: str, fn: Any, *args: Any) -> bool:
+        """Run one request's part of the step; a failure fails that request only."""
+        try:
+            fn(*args)
+            return True
+        except Exception as exc:
+            logger.exception("orpheus: %s failed for one request", stage)
+            job.fail(
+                exc if isinstance(exc, TTSError) else InternalError("The server failed to synthesize this request.")
+            )
+            return False
+
     def _count(self, **increments: int) -> None:
         with self._stats_lock:
             for key, value in increments.items():
@@ -209,20 +228,28 @@ class OrpheusScheduler:
                 event.synchronize()  # that copy only: the step queued after it keeps the GPU busy
             for row, token in zip(rows, host.tolist()):
                 segment = row.segment
-                if row.dropped or segment.done:
-                    continue  # evicted or released since, or a token after its end
-                segment.accept(token, row.budget)
+                if row.dropped or segment.done or row.job.finished:
+                    continue  # evicted or released since, a token after its end, or its request failed
+                if not self._isolated(row.job, "collect", self._accept, row, token, items):
+                    row.dropped = True
+                    continue
                 accepted += 1
-                while (window := segment.windows.next_window(final=segment.done)) is not None:
-                    items.append(CodecItem(row.job, segment, window))
-                if segment.done:
-                    segment.generating = False
-                    self._count(frames_invalid=segment.invalid_frames)
         self._count(tokens_generated=accepted)
         self.codec.submit(items)
 
+    def _accept(self, row: _Row, token: int, items: list[CodecItem]) -> None:
+        segment = row.segment
+        segment.accept(token, row.budget)
+        while (window := segment.windows.next_window(final=segment.done)) is not None:
+            items.append(CodecItem(row.job, segment, window))
+        if segment.done:
+            segment.generating = False
+            self._count(frames_invalid=segment.invalid_frames)
+
     # -- 3. retire ----------------------------------------------------------------------------
     def _retire(self) -> None:
+        # A failed request's rows go with their tokens in flight; a finished row's last token still counts.
+        self._remove([i for i, row in enumerate(self.rows) if row.dropped or row.job.finished], drop=True)
         self._remove([i for i, row in enumerate(self.rows) if row.segment.done or row.sampled >= row.budget])
 
     def _remove(self, indices: list[int], drop: bool = False) -> None:
@@ -241,7 +268,9 @@ class OrpheusScheduler:
     # -- 4. admission -------------------------------------------------------------------------
     def _admit(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
         for job in jobs:
-            job.state.absorb()
+            self._isolated(job, "absorb", job.state.absorb)
+        # Failed requests take nothing; a lagging reader's request waits for rows until it catches up.
+        jobs = [job for job in jobs if not job.finished and not job.backlogged]
         admitted: list[tuple[Job[OrpheusRequest], Segment]] = []
         free = self.max_rows - len(self.rows)
         for job in jobs:  # every request's head segment first, evicting look-ahead rows if needed
@@ -285,28 +314,32 @@ class OrpheusScheduler:
     def _prefill(self, admitted: list[tuple[Job[OrpheusRequest], Segment]]) -> None:
         start = len(self.rows)
         for job, segment in admitted:
-            request = job.state
-            if segment.prompt is None:
-                segment.prompt = prompt_ids(self.tokenizer, request.voice, segment.text)
-            room = (self.cache.max_len - len(segment.prompt)) // FRAME_TOKENS * FRAME_TOKENS
-            budget = min(request.params.max_tokens, room)
-            if budget < FRAME_TOKENS:  # cannot hold one frame: the segment ends silent
-                logger.warning("orpheus: a %d-token prompt leaves no room in the KV cache", len(segment.prompt))
-                segment.done, segment.generating = True, False
-                continue
-            p = request.params
-            row = _Row(job, segment, budget, length=len(segment.prompt), sampled=1)
-            index = len(self.rows)
-            self.cache.reset_row(
-                index, seed=segment.seed, temperature=p.temperature, top_p=p.top_p, penalty=p.repetition_penalty
-            )
-            self._sample(self.cache.prefill(index, segment.prompt), slice(index, index + 1))
-            self.rows.append(row)
-            self._count(prefills=1)
+            if not self._isolated(job, "prefill", self._prefill_one, job, segment):
+                segment.generating = False  # the row index it used is taken by the next one
         if len(self.rows) > start:
             self._copy_out(self.rows[start:], start)
+
+    def _prefill_one(self, job: Job[OrpheusRequest], segment: Segment) -> None:
+        request = job.state
+        if segment.prompt is None:
+            segment.prompt = prompt_ids(self.tokenizer, request.voice, segment.text)
+        room = (self.cache.max_len - len(segment.prompt)) // FRAME_TOKENS * FRAME_TOKENS
+        budget = min(request.params.max_tokens, room)
+        if budget < FRAME_TOKENS:  # cannot hold one frame: the segment ends silent
+            logger.warning("orpheus: a %d-token prompt leaves no room in the KV cache", len(segment.prompt))
+            segment.done, segment.generating = True, False
+            return
+        p = request.params
+        row = _Row(job, segment, budget, length=len(segment.prompt), sampled=1)
+        index = len(self.rows)
+        self.cache.reset_row(
+            index, seed=segment.seed, temperature=p.temperature, top_p=p.top_p, penalty=p.repetition_penalty
+        )
+        self._sample(self.cache.prefill(index, segment.prompt), slice(index, index + 1))
+        self.rows.append(row)
+        self._count(prefills=1)
 
     # -- audio --------------------------------------------------------------------------------
     def _flush(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
         for job in jobs:
-            job.state.flush(job, self.codec.count_audio)
+            self._isolated(job, "flush", job.state.flush, job, self.codec.count_audio)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
+from engines.histogram import LATENCY_BUCKETS, SIZE_BUCKETS, Histogram
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.requests import OrpheusRequest, Segment
 from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_SPEECH, FRAME_TOKENS, prompt_ids
@@ -66,6 +67,8 @@ class VllmRunner:
         )
         self._stats.update(max_lm_batch_size_seen=0, synthesis_seconds=0.0)
         self._sequences = 0  # vLLM requests in flight
+        self.queue_wait = Histogram(LATENCY_BUCKETS)  # submit -> first token of the request
+        self.batch_sizes = Histogram(SIZE_BUCKETS)  # sequences in flight, sampled at each token delta
         self._busy_since: float | None = None
         self.min_tokens = False  # benchmarks: hold off end of speech, so every request runs its max_tokens
 
@@ -143,7 +146,12 @@ class VllmRunner:
                 raise Overloaded(
                     f"The server is at capacity for this model ({self.max_queue_size} requests). Retry shortly."
                 )
-            job = _VllmJob(state, asyncio.get_running_loop())
+            job = _VllmJob(
+                state,
+                asyncio.get_running_loop(),
+                max_buffered_s=self.settings.max_buffered_audio_s,
+                on_drained=self.wake,
+            )
             job.runner = self
             self._jobs[job] = None
         self.loop.call_soon_threadsafe(self._start_job, job)
@@ -164,10 +172,19 @@ class VllmRunner:
             self._jobs.pop(job, None)
             self._count("jobs_failed" if job.failed else "jobs_completed")
 
+    def health(self) -> str | None:
+        """vLLM runs on its own thread (and engine process); its loop must be alive to serve."""
+        if self.loop is not None and self._thread is not None and not self._thread.is_alive():
+            return "the vLLM driver thread exited"
+        return None
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "queued": 0,
             "active": self.load,
+            "max_queue_size": self.max_queue_size,
+            "queue_wait_seconds": self.queue_wait.snapshot(),
+            "lm_batch_size_histogram_buckets": self.batch_sizes.snapshot(),
             "jobs_completed": self._stats["jobs_completed"],
             "jobs_cancelled": self._stats["jobs_cancelled"],
             "jobs_failed": self._stats["jobs_failed"],
@@ -209,12 +226,13 @@ class VllmRunner:
             while True:
                 request.absorb()
                 for segment in request.segments:
-                    if len(running) >= self.parallel_segments:
+                    # A lagging reader's request starts no new segment until it catches up (it wakes us).
+                    if len(running) >= self.parallel_segments or job.backlogged:
                         break
                     if not segment.done and not segment.generating:
                         segment.generating = True
                         running[asyncio.create_task(self._generate(job, segment))] = segment
-                if request.input_complete and not running:
+                if request.input_complete and not running and all(s.done for s in request.segments):
                     break
                 wake.clear()
                 waiter = asyncio.create_task(wake.wait())
@@ -273,6 +291,10 @@ class VllmRunner:
             stream = self.llm.generate({"prompt_token_ids": segment.prompt}, params, request_id=f"orpheus-{self._ids}")
             async for output in stream:
                 tokens = output.outputs[0].token_ids
+                if job.steps == 0:
+                    job.steps = 1
+                    self.queue_wait.observe(time.monotonic() - job.submitted_at)
+                self.batch_sizes.observe(self._sequences)
                 self._count("tokens_generated", len(tokens))
                 self._accept(job, segment, tokens, budget)
                 if segment.done:

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
 from server.audio.containers import ContainerEncoder, contained
-from server.errors import InputTooLong, InvalidRequest, TTSError, as_tts_error
+from server.errors import InputTooLong, InvalidRequest, ServiceUnavailable, TTSError, as_tts_error
 from server.realtime import protocol as events
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
@@ -232,7 +232,14 @@ class RealtimeConnection:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + self.settings.realtime_max_session_s
+        aborted = self.ws.app.state.drain.aborted  # the shutdown's grace period is over
         while True:
+            if aborted.is_set():
+                error = ServiceUnavailable(
+                    "The server is shutting down and ended this session; reconnect to another replica.",
+                    code="server_shutdown",
+                )
+                break
             idle_until = self._last_activity + self.settings.realtime_idle_timeout_s
             now = loop.time()
             if now >= ends_at:
@@ -249,7 +256,8 @@ class RealtimeConnection:
                     code="idle_timeout",
                 )
                 break
-            await asyncio.sleep(min(ends_at, idle_until) - now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(aborted.wait(), min(ends_at, idle_until) - now)
         with contextlib.suppress(Exception):
             await self.fail(error)
             await self.ws.close(code=1000, reason=error.code)

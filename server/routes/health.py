@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from server.auth import require_api_key
 
@@ -11,19 +11,29 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process is up and its event loop answers."""
-    return {"status": "ok"}
+async def health(request: Request) -> dict[str, str]:
+    """Liveness: the process is up and its event loop answers (200 also while it drains for shutdown)."""
+    return {"status": "draining" if request.app.state.drain.draining else "ok"}
 
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: 200 only once every configured model is loaded and warmed up."""
+    """Readiness: 200 only while every configured model serves (loaded, warmed up, its workers alive and
+    making progress) and the server is not draining for shutdown; else 503 with each model's status."""
     pool = request.app.state.engine_pool
-    body = {"status": pool.state, "models": dict(pool.status)}
+    state = "draining" if request.app.state.drain.draining else pool.state
+    body = {"status": state, "models": dict(pool.status)}
     if pool.errors:
         body["errors"] = dict(pool.errors)
-    return JSONResponse(body, status_code=200 if pool.state == "ready" else 503)
+    return JSONResponse(body, status_code=200 if state == "ready" else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format); the names are listed in README.md."""
+    from server.metrics import CONTENT_TYPE
+
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/stats", dependencies=[Depends(require_api_key)])

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from server.auth import require_api_key
+from server.deadline import bounded
 from server.errors import as_tts_error, error_body
 from server.openai.dialect import OPENAI_SPEECH_PATH
 from server.openai.protocol import OpenAISpeechRequest, audio_delta, audio_done
 from server.openai.speech import OpenAISpeech, OpenAISpeechService
+from server.request_log import current
 from server.streaming import SSE_HEADERS, ClientDisconnected, audio_only, first_item, sse_event, unless_disconnected
 
 logger = logging.getLogger(__name__)
@@ -28,8 +30,11 @@ def get_openai_service(request: Request) -> OpenAISpeechService:
 async def create_openai_speech(
     body: OpenAISpeechRequest, request: Request, service: OpenAISpeechService = Depends(get_openai_service)
 ) -> Response:
+    trace = current()
+    if trace is not None:
+        trace.route = OPENAI_SPEECH_PATH  # the dialect switch kept the client's path
     speech = await service.start(body)
-    items = speech.encoded()
+    items = bounded(request.app.state, speech.encoded())
     try:
         # Wait for the first bytes, so a failure before any audio still gets a proper status code.
         first = await unless_disconnected(request, first_item(items))
@@ -51,6 +56,9 @@ async def _sse(speech: OpenAISpeech, first: bytes, rest: AsyncIterator) -> Async
             if isinstance(item, bytes) and item:
                 yield sse_event(audio_delta(base64.b64encode(item).decode()))
     except Exception as exc:  # the status line is gone: report in-band
-        yield sse_event({"type": "error", **error_body(as_tts_error(exc))})
+        error = as_tts_error(exc)
+        if (trace := current()) is not None:
+            trace.error_code = error.code
+        yield sse_event({"type": "error", **error_body(error)})
         return
     yield sse_event(audio_done(speech.input_chars, speech.audio_seconds))

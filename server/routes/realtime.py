@@ -11,9 +11,10 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from server.auth import require_api_key_or_query
-from server.errors import InvalidRequest, TTSError, as_tts_error, error_response
+from server.errors import InvalidRequest, ServiceUnavailable, TTSError, as_tts_error, error_response
 from server.realtime.connection import RealtimeConnection, validate
 from server.realtime.protocol import SessionOptions
+from server.request_log import current
 
 router = APIRouter()
 
@@ -37,6 +38,8 @@ async def speech_websocket(websocket: WebSocket) -> None:
     service = websocket.app.state.speech_service
     try:
         require_api_key_or_query(websocket)
+        if websocket.app.state.drain.draining:
+            raise ServiceUnavailable("The server is shutting down; connect to another replica.", retry_after="1")
         options = options_from_query(websocket)
         engine = service.pool.get_ready(options.model)
         await validate(service, engine, options)
@@ -44,5 +47,12 @@ async def speech_websocket(websocket: WebSocket) -> None:
         err: TTSError = as_tts_error(exc)
         await websocket.send_denial_response(error_response(err))
         return
-    await websocket.accept()
-    await RealtimeConnection(websocket, service, engine, options).run()
+    if (trace := current()) is not None:
+        trace.model, trace.voice = engine.model_id, options.voice
+    open_sessions = websocket.app.state.metrics.websockets.labels(engine.model_id)
+    open_sessions.inc()
+    try:
+        await websocket.accept()
+        await RealtimeConnection(websocket, service, engine, options).run()
+    finally:
+        open_sessions.dec()

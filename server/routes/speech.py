@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.audio import fix_wav_sizes
 from server.auth import require_api_key
+from server.deadline import bounded
 from server.protocol import SpeechRequest, SpeechWithTimestamps, WordEntry
 from server.services.speech import SpeechService
 from server.streaming import (
@@ -33,7 +34,8 @@ async def create_speech(
     body: SpeechRequest, request: Request, service: SpeechService = Depends(get_speech_service)
 ) -> Response:
     prepared = await service.prepare(body)
-    items = service.audio_events(prepared)
+    # The deadline and the shutdown cut-off apply to the whole response, first byte to last.
+    items = bounded(request.app.state, service.audio_events(prepared))
     output = prepared.output
     try:
         first = await unless_disconnected(request, first_item(items))

@@ -14,8 +14,10 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from engines.base import (
+    BYTES_PER_SAMPLE,
     EncodedChunk,
     EncodedPcm,
     Engine,
@@ -24,11 +26,13 @@ from engines.base import (
     PcmChunk,
     SessionParams,
     WordTimings,
+    chunk_seconds,
 )
 from server.audio import CONTENT_TYPES, AudioWriter, check_output_supported
 from server.engine_pool import EnginePool
 from server.errors import InputTooLong, UnsupportedLanguage
 from server.protocol import SpeechRequest
+from server.request_log import current
 from server.settings import Settings
 
 
@@ -48,19 +52,25 @@ class PreparedSpeech:
 
 
 class SpeechService:
-    def __init__(self, pool: EnginePool, settings: Settings) -> None:
+    def __init__(self, pool: EnginePool, settings: Settings, metrics: Any = None) -> None:
         self.pool = pool
         self.settings = settings
+        self.metrics = metrics  # server/metrics.py (None in tools that use the service alone)
 
     async def prepare(self, body: SpeechRequest) -> PreparedSpeech:
         """Resolve the engine, reject anything invalid, and start synthesis (open + feed + commit)."""
         engine = self.pool.get_ready(body.model)
+        trace = current()
+        if trace is not None:  # the request's log line: never the text itself, only its length
+            trace.model, trace.voice, trace.chars = engine.model_id, body.voice, len(body.input)
         if len(body.input) > self.settings.max_input_chars:
             raise InputTooLong(
                 f"input is {len(body.input)} characters; this server accepts at most "
                 f"{self.settings.max_input_chars} (TTS_MAX_INPUT_CHARS)."
             )
         params = body.to_params()
+        if trace is not None:
+            params.request_id = trace.request_id  # the SSE item_id is the X-Request-ID
         params.output = self.effective_output(engine, params.output, explicit_encoding=body.response_encoding)
         session = await self.open(engine, params)
         try:
@@ -98,8 +108,16 @@ class SpeechService:
         writer: AudioWriter | None = None
         passthrough = False
         session = prepared.session
+        trace = current()
+        counter = self.metrics.audio.labels(prepared.engine.model_id) if self.metrics is not None else None
         async with contextlib.aclosing(session.events()) as events, session:
             async for event in events:
+                seconds = chunk_seconds(event) or encoded_seconds(event, output)
+                if seconds:
+                    if trace is not None:
+                        trace.audio_seconds += seconds
+                    if counter is not None:
+                        counter.inc(seconds)
                 if isinstance(event, WordTimings):
                     yield event
                     continue
@@ -121,3 +139,12 @@ class SpeechService:
         tail = await asyncio.to_thread((writer or AudioWriter(output, output.sample_rate)).close)
         if tail:
             yield tail
+
+
+def encoded_seconds(event: object, output: OutputSpec) -> float:
+    """Seconds in a pre-encoded chunk (a proxy's bytes), from the format: exact for PCM, nominal for MP3."""
+    if not isinstance(event, EncodedChunk) or not output.sample_rate:
+        return 0.0
+    if output.format == "mp3":
+        return len(event.data) * 8 / output.bit_rate
+    return len(event.data) / BYTES_PER_SAMPLE[output.pcm_encoding] / output.sample_rate

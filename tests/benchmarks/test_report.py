@@ -86,3 +86,15 @@ def test_terminal_table_lines_up():
     table = terminal_table(synthetic_run()["levels"]).splitlines()
     assert len(table) == 2 + 6 and len({len(line.rstrip()) for line in table[:2]}) == 1
     assert table[2].split()[:4] == ["local", "1", "7", "14.3"]
+
+
+def test_report_again_from_the_json(tmp_path, capsys):
+    from benchmarks.bench.cli import main
+
+    write_outputs(synthetic_run(), tmp_path)
+    for png in tmp_path.glob("*.png"):
+        png.unlink()
+    (tmp_path / "report.md").unlink()
+    assert main(["report", str(tmp_path / "results.json")]) == 0
+    assert len(list(tmp_path.glob("*.png"))) == 3 and (tmp_path / "report.md").exists()
+    assert "local: highest level" in capsys.readouterr().out

@@ -36,12 +36,25 @@ def kokoro_server(kokoro_dir):
         yield base
 
 
+def sdk_venv(name: str, requirement: str) -> str:
+    """A small separate environment holding one release of the together SDK (they cannot sit side by side)."""
+    venv = CACHE / name
+    python = venv / "bin" / "python"
+    check = f"import importlib.metadata as m, sys; sys.exit(m.version('together') != '{requirement.split('==')[-1]}')"
+    pinned = "==" in requirement
+    if not python.exists() or subprocess.run([python, "-c", check if pinned else "import together"]).returncode:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", requirement, "numpy"], check=True)
+    return str(python)
+
+
 @pytest.fixture(scope="session")
 def together_v1_python() -> str:
-    """A small separate environment with the v1 SDK (`together<2`), which cannot sit beside v2."""
-    venv = CACHE / "together-v1"
-    python = venv / "bin" / "python"
-    if not python.exists() or subprocess.run([python, "-c", "import together"], capture_output=True).returncode:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "together>=1.5,<2", "numpy"], check=True)
-    return str(python)
+    """The v1 SDK (`together<2`, still widely used)."""
+    return sdk_venv("together-v1", "together>=1.5,<2")
+
+
+@pytest.fixture(scope="session")
+def together_v2_python() -> str:
+    """The v2 line (2.x takes base_url as given; the main environment has v3, which appends /v1)."""
+    return sdk_venv("together-v2", "together==2.42.0")

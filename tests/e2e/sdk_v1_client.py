@@ -30,6 +30,11 @@ raw = client.audio.speech.create(model=model, input="Hi.", voice="af_heart", res
 report["raw_bytes"] = len(raw.response.data)
 
 report["voices"] = [v["name"] for v in client.audio.voices.list().data[0].voices]
+report["models"] = [m.id for m in client.models.list()]
+raw16 = client.audio.speech.create(
+    model=model, input="Hi.", voice="af_heart", response_format="raw", response_encoding="pcm_s16le"
+)
+report["raw16_bytes"] = len(raw16.response.data)
 try:
     client.audio.speech.create(model=model, input="Hi.", voice="zz_nobody")
 except together.error.InvalidRequestError as exc:

@@ -4,14 +4,16 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 SCRIPT = Path(__file__).with_name("sdk_v1_client.py")
 
 
-def test_v1_sdk_end_to_end(kokoro_server, together_v1_python, tmp_path):
+@pytest.mark.parametrize("suffix", ["/v1", ""], ids=["base-with-v1", "base-without-v1"])
+def test_v1_sdk_end_to_end(kokoro_server, together_v1_python, tmp_path, suffix):
     result = subprocess.run(
-        [together_v1_python, str(SCRIPT), kokoro_server + "/v1", str(tmp_path)],
+        [together_v1_python, str(SCRIPT), kokoro_server + suffix, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -22,6 +24,8 @@ def test_v1_sdk_end_to_end(kokoro_server, together_v1_python, tmp_path):
     assert rate == 24000 and plain.size > 2400
     streamed, rate = sf.read(tmp_path / "streamed.wav")  # the SDK wraps the raw stream in a WAV header
     assert rate == 24000 and streamed.size > 2400
-    assert report["raw_bytes"] > 0 and report["raw_bytes"] % 4 == 0  # pcm_f32le, the SDK's default
+    assert report["raw_bytes"] > 0 and report["raw_bytes"] % 4 == 0  # v1 sends pcm_f32le itself: honoured
+    assert report["raw16_bytes"] * 2 == report["raw_bytes"]  # the same audio in 16-bit
     assert report["version"].startswith("1.") and "af_heart" in report["voices"]
+    assert report["models"] == ["hexgrad/Kokoro-82M"]
     assert "Unknown voice" in report["bad_voice"]

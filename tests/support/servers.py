@@ -18,7 +18,14 @@ def serve_app(app, *, wait_ready: bool = True, timeout_s: float = 120.0) -> Iter
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    settings = getattr(app.state, "settings", None)
+    if settings is not None:  # the server's own HTTP limits, as `tts-server serve` runs them
+        from server.http_limits import uvicorn_config
+
+        config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
+    else:
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

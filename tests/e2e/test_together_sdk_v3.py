@@ -1,4 +1,4 @@
-"""The official together SDK (v2 line, `together>=2`), unmodified, against the server process."""
+"""The current together SDK (v3, what `together>=2` installs), unmodified, against the server process."""
 
 import asyncio
 import base64
