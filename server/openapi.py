@@ -79,6 +79,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict[str, Any] | None, tuple[int, ...]]]
     ("/stats", "get"): (None, (401,)),
     ("/ready", "get"): (None, (503,)),
     ("/metrics", "get"): ({"text/plain": {"schema": {"type": "string"}}}, ()),
+    ("/v1/audio/speech/websocket", "get"): (None, (400, 401, 404, 503)),
 }
 WEBSOCKET_DOC = {
     "get": {
@@ -115,13 +116,39 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+#: Descriptions for fields of models defined elsewhere without them (shared response shapes).
+FIELD_DOCS = {
+    "ModelCard": {
+        "id": "The model's canonical name (what `model` takes).",
+        "object": "Always model.",
+        "created": "Unix time the card was made.",
+        "type": "Always audio.",
+        "display_name": "Short name.",
+        "organization": "Who made the model.",
+        "owned_by": "Who made the model (OpenAI's field).",
+        "link": "Where the weights come from.",
+        "pricing": "Per-token prices: zero for a self-hosted model.",
+        "available": "False when the model cannot serve (e.g. no Cartesia key).",
+    },
+    "ModelList": {"object": "Always list.", "data": "The models."},
+}
+
+
 def build(app: FastAPI) -> dict[str, Any]:
+    from server.protocol import SpeechWithTimestamps
+
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["ErrorResponse"] = ERROR_SCHEMA
+    extra = SpeechWithTimestamps.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(extra.pop("$defs", {}))
+    schemas["SpeechWithTimestamps"] = extra
+    for name, docs in FIELD_DOCS.items():
+        for field, text in docs.items():
+            schemas.get(name, {}).get("properties", {}).get(field, {}).setdefault("description", text)
     components["securitySchemes"] = {
         "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A key from TTS_API_KEYS (if set)."}
     }

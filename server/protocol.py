@@ -19,28 +19,54 @@ class SpeechRequest(BaseModel):
     # Unknown fields are ignored, as Together does: SDKs add fields over time.
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
-    input: str = Field(min_length=1)
-    voice: str = Field(min_length=1)
-    response_format: Literal["mp3", "wav", "raw"] = "wav"
-    language: Language = "en"
+    model: str = Field(min_length=1, description="The model: a served model's name or alias (GET /v1/models).")
+    input: str = Field(
+        min_length=1, description="The text to speak (at most TTS_MAX_INPUT_CHARS characters, 4096 by default)."
+    )
+    voice: str = Field(
+        min_length=1,
+        description="A voice of the model (GET /v1/voices); Kokoro also mixes voices: af_bella(2)+af_heart(1).",
+    )
+    response_format: Literal["mp3", "wav", "raw"] = Field(
+        "wav", description="wav (16-bit), mp3, or raw PCM in response_encoding (the only format for stream=true)."
+    )
+    language: Language = Field("en", description="Together's language code; a model that cannot speak it is a 400.")
     # Absent means the model's default: pcm_s16le for Kokoro and Orpheus (what hosted Together
     # always answers for them), pcm_f32le (the spec's default) for Cartesia.
-    response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] | None = None
+    response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] | None = Field(
+        None, description="PCM encoding of raw output and of streams (default: the model's, pcm_s16le locally)."
+    )
     # Absent means the model's native rate (24000 for Kokoro and Orpheus, 44100 for Sonic).
-    sample_rate: int | None = Field(None, ge=8000, le=48000)
-    bit_rate: Literal[32000, 64000, 96000, 128000, 192000] = 128000
-    stream: bool = False
+    # Strict types where Together's schema has them: "24000" or true are 400s, not coerced.
+    sample_rate: int | None = Field(
+        None, ge=8000, le=48000, strict=True, description="Output rate in Hz (default: the model's native rate)."
+    )
+    bit_rate: Literal[32000, 64000, 96000, 128000, 192000] = Field(128000, description="MP3 bit rate in bit/s.")
+    stream: bool = Field(
+        False, strict=True, description="Stream server-sent events (raw only): audio chunks as they are made."
+    )
 
     # --- extensions (not in Together's schema; what Kokoro-FastAPI and Orpheus servers offer) ---
-    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate (Kokoro).")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Makes sampling and vocoder noise reproducible.")
-    temperature: float | None = Field(None, gt=0.0, le=2.0, description="Sampling temperature (Orpheus).")
-    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (Orpheus).")
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="Repetition penalty (Orpheus).")
-    max_tokens: int | None = Field(None, ge=7, le=16384, description="Most audio tokens per segment (Orpheus).")
+    # Floats are finite and strict (a JSON number; NaN and Infinity, which Python's JSON parser takes, are 400s).
+    speed: float = Field(1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False, description="Speaking rate (Kokoro).")
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, strict=True, description="Makes sampling and vocoder noise reproducible."
+    )
+    temperature: float | None = Field(
+        None, ge=0.01, le=2.0, strict=True, allow_inf_nan=False, description="Sampling temperature (Orpheus)."
+    )
+    top_p: float | None = Field(
+        None, ge=0.01, le=1.0, strict=True, allow_inf_nan=False, description="Nucleus sampling mass (Orpheus)."
+    )
+    repetition_penalty: float | None = Field(
+        None, ge=1.0, le=2.0, strict=True, allow_inf_nan=False, description="Repetition penalty (Orpheus: >= 1.1)."
+    )
+    max_tokens: int | None = Field(
+        None, ge=7, le=16384, strict=True, description="Most audio tokens per text segment (Orpheus)."
+    )
     word_timestamps: bool = Field(
         False,
+        strict=True,
         description="Also return word start/end times: as their own SSE events when streaming, else a JSON "
         "response carrying the audio and the words (Kokoro English, Cartesia; Orpheus has none: 400).",
     )
@@ -82,19 +108,25 @@ class SpeechRequest(BaseModel):
 
 
 class VoiceEntry(BaseModel):
-    id: str
-    name: str
-    language: str | None = None
-    gender: str | None = None
+    """One voice of a model."""
+
+    id: str = Field(description="What a request's `voice` names.")
+    name: str = Field(description="Display name.")
+    language: str | None = Field(None, description="Accent or language, e.g. en-US.")
+    gender: str | None = Field(None, description="female or male, where known.")
 
 
 class ModelVoices(BaseModel):
-    model: str
-    voices: list[VoiceEntry]
+    """The voices of one model."""
+
+    model: str = Field(description="The model's canonical name.")
+    voices: list[VoiceEntry] = Field(description="Its voices.")
 
 
 class ListVoicesResponse(BaseModel):
-    data: list[ModelVoices]
+    """``GET /v1/voices``: voices per served model."""
+
+    data: list[ModelVoices] = Field(description="One entry per model (or just the one asked for).")
 
 
 class ModelCard(BaseModel):
@@ -135,9 +167,11 @@ class ModelList(BaseModel):
 
 
 class WordEntry(BaseModel):
-    word: str
+    """One word and when it is spoken."""
+
+    word: str = Field(description="The word as written in the input.")
     start: float = Field(description="Seconds from the start of the audio.")
-    end: float
+    end: float = Field(description="Seconds from the start of the audio.")
 
     @classmethod
     def of(cls, timing: WordTiming) -> WordEntry:
@@ -147,14 +181,14 @@ class WordEntry(BaseModel):
 class SpeechWithTimestamps(BaseModel):
     """Non-streaming response when ``word_timestamps`` is true (an extension)."""
 
-    object: Literal["audio.speech"] = "audio.speech"
-    id: str
-    model: str
+    object: Literal["audio.speech"] = Field("audio.speech", description="The object type.")
+    id: str = Field(description="The request id (also in the X-Request-ID header).")
+    model: str = Field(description="The model that spoke.")
     content_type: str = Field(description="What `audio` decodes to: audio/wav, audio/mpeg or application/octet-stream.")
-    sample_rate: int
+    sample_rate: int = Field(description="Sample rate of the audio in Hz.")
     encoding: str | None = Field(None, description="PCM encoding of raw audio.")
     audio: str = Field(description="Base64 of the audio in the requested response_format.")
-    words: list[WordEntry]
+    words: list[WordEntry] = Field(description="Every word, in order.")
 
 
 def word_timestamps_event(model: str, item_id: str, words: list[WordTiming]) -> dict[str, Any]:

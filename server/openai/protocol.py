@@ -43,7 +43,9 @@ def is_openai_request(body: Any, user_agent: str, aliases: frozenset[str]) -> bo
 
 
 class VoiceId(BaseModel):
-    id: str = Field(min_length=1)
+    """A voice given as an object, as newer OpenAI SDKs allow."""
+
+    id: str = Field(min_length=1, description="The voice's name.")
 
 
 class OpenAISpeechRequest(BaseModel):
@@ -51,14 +53,18 @@ class OpenAISpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
-    input: str = Field(min_length=1)
-    voice: str | VoiceId
-    instructions: str | None = Field(None, max_length=4096)
-    response_format: OpenAIFormat = "mp3"
-    speed: float = Field(1.0, ge=0.25, le=4.0)
-    stream_format: Literal["sse", "audio"] = "audio"
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    model: str = Field(min_length=1, description="tts-1, tts-1-hd, gpt-4o-mini-tts (aliases) or a served model.")
+    input: str = Field(min_length=1, description="The text to speak.")
+    voice: str | VoiceId = Field(description="An OpenAI voice (alloy, nova...), a model's own voice, or {id}.")
+    instructions: str | None = Field(
+        None, max_length=4096, description="Orpheus: emotion tags it names (laugh, sigh...); others ignore it."
+    )
+    response_format: OpenAIFormat = Field("mp3", description="Container/codec of the audio (24 kHz).")
+    speed: float = Field(1.0, ge=0.25, le=4.0, strict=True, allow_inf_nan=False, description="Speaking rate.")
+    stream_format: Literal["sse", "audio"] = Field(
+        "audio", description="audio: the file, streamed as encoded; sse: speech.audio.delta events."
+    )
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, strict=True, description="Reproducible audio.")
 
     @field_validator("input")
     @classmethod

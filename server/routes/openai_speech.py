@@ -30,6 +30,9 @@ def get_openai_service(request: Request) -> OpenAISpeechService:
 async def create_openai_speech(
     body: OpenAISpeechRequest, request: Request, service: OpenAISpeechService = Depends(get_openai_service)
 ) -> Response:
+    """Speak ``input`` in OpenAI's dialect: the file in ``response_format``, streamed as it is encoded, or
+    ``speech.audio.delta`` events with ``stream_format: sse``. ``POST /v1/audio/speech`` comes here too
+    when its body is OpenAI's."""
     trace = current()
     if trace is not None:
         trace.route = OPENAI_SPEECH_PATH  # the dialect switch kept the client's path

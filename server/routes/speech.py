@@ -33,6 +33,11 @@ def get_speech_service(request: Request) -> SpeechService:
 async def create_speech(
     body: SpeechRequest, request: Request, service: SpeechService = Depends(get_speech_service)
 ) -> Response:
+    """Speak ``input`` (Together's API). The answer is the audio file (``audio/wav``, ``audio/mpeg``,
+    ``application/octet-stream`` for raw), server-sent events with ``stream: true``, or JSON with the audio
+    and its words when ``word_timestamps`` is set. OpenAI-style bodies are served as OpenAI's API (see
+    ``/v1/audio/speech/openai``). Errors before the first byte have their status; after it, a final SSE
+    error event."""
     prepared = await service.prepare(body)
     # The deadline and the shutdown cut-off apply to the whole response, first byte to last.
     items = bounded(request.app.state, service.audio_events(prepared))

@@ -13,7 +13,10 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 
 # None fields are left out: the v1 SDK types each voice as Dict[str, str] and rejects nulls.
 @router.get("/v1/voices", response_model=ListVoicesResponse, response_model_exclude_none=True)
-async def list_voices(request: Request, model: str | None = Query(None)) -> ListVoicesResponse:
+async def list_voices(
+    request: Request, model: str | None = Query(None, description="Only this model's voices.")
+) -> ListVoicesResponse:
+    """The voices of every served model (or of ``model``)."""
     pool = request.app.state.engine_pool
     engines = [pool.lookup(model)] if model else list(pool.engines.values())
     return ListVoicesResponse(
@@ -60,7 +63,10 @@ def alias_cards(request: Request) -> list[ModelCard]:
 
 
 @router.get("/v1/models", response_model=None)
-async def list_models(request: Request, format: str | None = Query(None)) -> list[dict] | dict:
+async def list_models(
+    request: Request, format: str | None = Query(None, description="openai or together: force a response shape.")
+) -> list[dict] | dict:
+    """The served models: a bare array (Together's shape), or OpenAI's list for OpenAI clients."""
     models = cards(request)
     if wants_openai_shape(request, format):
         return ModelList(data=models + alias_cards(request)).model_dump()
@@ -69,6 +75,7 @@ async def list_models(request: Request, format: str | None = Query(None)) -> lis
 
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard)
 async def get_model(model_id: str, request: Request) -> ModelCard:
+    """One served model (or an OpenAI alias of one)."""
     for card in alias_cards(request):
         if card.id.lower() == model_id.lower():
             return card

@@ -166,7 +166,9 @@ function refresh() {
   const w = Number($("mix-weight").value);
   $("mix-label").textContent = `${$("voice").value} ${Math.round(w * 100)}% · ${$("voice-b").value} ${Math.round((1 - w) * 100)}%`;
   $("words-note").textContent = hasWords(s) ? "" : "(word timings: Kokoro in English and Cartesia only)";
-  $("code").textContent = s.model ? SNIPPETS[state.codeLang](s, $("code-output").value) : "";
+  $("code").textContent = s.model
+    ? SNIPPETS[state.codeLang](s, $("code-output").value)
+    : "# Connect to the server (with its API key if it needs one) to see the call for these settings.";
 }
 
 // --- speaking ------------------------------------------------------------------------------------------
