@@ -270,9 +270,15 @@ class BatchWorker:
             active=len(self._active),
             max_queue_size=self.max_queue_size,
             queue_wait_seconds=self.queue_wait.snapshot(),
+            # Audio made and not yet taken by readers: what backpressure bounds (max_buffered_s per job).
+            buffered_audio_seconds=round(sum(job.buffered_seconds for job in self._jobs()), 3),
             fault=self.fault,
         )
         return stats
+
+    def _jobs(self) -> list[Job[Any]]:
+        with self._cond:  # the worker thread mutates both lists
+            return [*self._pending, *self._active]
 
     # -- worker thread ------------------------------------------------------------------------
     def _count(self, counter: str, batch_size: int | None = None) -> None:

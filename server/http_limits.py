@@ -141,8 +141,12 @@ class LimitedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm()  # the next request on this connection gets the same deadline
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.SEND_BODY:  # answered without reading the body (401, 413, 408): done
+            self.transport.close()
+            return
+        self._arm()  # the next request on this connection gets the same deadline
 
     def _arm(self) -> None:
         self._disarm()

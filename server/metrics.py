@@ -121,6 +121,9 @@ class EngineCollector:
         )
         queued = GaugeMetricFamily("tts_queue_waiting", "Requests waiting for a batch slot.", labels=["model"])
         capacity = GaugeMetricFamily("tts_queue_capacity", "TTS_MAX_QUEUE_SIZE for the model.", labels=["model"])
+        buffered = GaugeMetricFamily(
+            "tts_buffered_audio_seconds", "Audio generated and not yet taken by slow readers.", labels=["model"]
+        )
         tokens_rate = GaugeMetricFamily(
             "tts_orpheus_tokens_per_second", "Orpheus LM tokens per second while generating.", labels=["model"]
         )
@@ -136,6 +139,8 @@ class EngineCollector:
             if "active" in stats:
                 depth.add_metric([model], float(stats.get("queued", 0) + stats.get("active", 0)))
                 queued.add_metric([model], float(stats.get("queued", 0)))
+            if "buffered_audio_seconds" in stats:
+                buffered.add_metric([model], float(stats["buffered_audio_seconds"]))
             if "max_queue_size" in stats:
                 capacity.add_metric([model], float(stats["max_queue_size"]))
             for name, _, key in ENGINE_COUNTERS:
@@ -151,7 +156,7 @@ class EngineCollector:
                 family = histograms.setdefault(name, HistogramMetricFamily(name, text, labels=["model"]))
                 buckets = [(_le(le), float(n)) for le, n in snap["buckets"]] + [("+Inf", float(snap["count"]))]
                 family.add_metric([model], buckets, sum_value=float(snap["sum"]))
-        yield from (ready, depth, queued, capacity, tokens_rate, *counters.values(), *histograms.values())
+        yield from (ready, depth, queued, capacity, buffered, tokens_rate, *counters.values(), *histograms.values())
         yield from _gpu_memory()
 
 

@@ -130,6 +130,7 @@ def _server_rows(levels: Sequence[dict[str, Any]]) -> list[list[str]]:
                     _fmt(entry.get("mean_decoder_batch"), "{:.2f}"),
                     _fmt(entry.get("max_queued"), "{:d}"),
                     _fmt(extra.get("mean_queue_wait_s"), "{:.3f}"),
+                    _fmt(extra.get("server_ttfa_mean_s"), "{:.3f}"),
                     _fmt(entry.get("tokens_per_s") or extra.get("tokens_per_s"), "{:.0f}"),
                     _fmt(entry.get("engine_rtf"), "{:.3f}"),
                 ]
@@ -146,6 +147,7 @@ SERVER_HEADER = (
     "mean decoder batch",
     "max queued",
     "queue wait s",
+    "server first audio s",
     "tokens/s",
     "engine RTF",
 )
@@ -221,8 +223,9 @@ def write_markdown(path: Path, run: dict[str, Any], plots: Sequence[Path]) -> No
         lines += ["## Server view", "", markdown_table(SERVER_HEADER, server_rows, numeric_from=3), ""]
         lines.append(
             "From the server's counters before and after each level (`/metrics` when present, else `/stats`): "
-            "mean batch sizes formed, the deepest queue sampled, queue wait (`/metrics` only), tokens/s (Orpheus) "
-            "and the engine's synthesis seconds per audio second."
+            "mean batch sizes formed, the deepest queue sampled, and from `/metrics` only the mean queue wait and "
+            "the server's own mean time to first audio; tokens/s (Orpheus); the engine's synthesis seconds per "
+            "audio second."
         )
         lines.append("")
     errors = [(lv["target"], lv["level"], lv["error_types"]) for lv in run["levels"] if lv["error_types"]]

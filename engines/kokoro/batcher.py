@@ -44,6 +44,7 @@ from engines.worker import Job
 logger = logging.getLogger(__name__)
 
 EDGE_FADE_SAMPLES = 48  # 2 ms raised-cosine ramps: segment joins start and end at zero, no clicks
+MAX_RESAMPLERS = 8
 BUCKET_MIN_RATIO = 0.5  # an item joins a bucket when it is at least half the bucket's longest
 
 
@@ -262,9 +263,12 @@ class KokoroBatcher:
         return out
 
     def _resampler(self, rate: int) -> pcm_device.Resampler:
-        if rate not in self._resamplers:
-            self._resamplers[rate] = pcm_device.Resampler(SAMPLE_RATE, rate, self.device)
-        return self._resamplers[rate]
+        # Clients pick any rate in 8-48 kHz and each filter bank holds device memory: keep a few, recently used.
+        resampler = self._resamplers.pop(rate, None) or pcm_device.Resampler(SAMPLE_RATE, rate, self.device)
+        self._resamplers[rate] = resampler
+        while len(self._resamplers) > MAX_RESAMPLERS:
+            del self._resamplers[next(iter(self._resamplers))]
+        return resampler
 
     def _count(self, stage: str, size: int, **amounts: int) -> None:
         with self._lock:

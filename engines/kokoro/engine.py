@@ -50,6 +50,7 @@ class KokoroEngine(Engine):
         self._g2p: G2PPool | None = None
         self._worker: BatchWorker | None = None
         self.batcher: KokoroBatcher | None = None
+        self._languages_ready: set[str] = set()  # G2P pipelines built on every thread (checked once)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -67,6 +68,7 @@ class KokoroEngine(Engine):
         self._g2p = G2PPool(self.model_id, self.settings.kokoro_g2p_workers)
         # English G2P (spaCy) takes a second to build: do it now, on every thread, not on a request.
         await self._g2p.on_every_thread(lambda phonemizer: phonemizer.pipeline("a"))
+        self._languages_ready.add("a")
         policy = self.settings.kokoro_batch_policy
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
@@ -130,7 +132,9 @@ class KokoroEngine(Engine):
         mix = self._bank.resolve(params.voice)
         lang_code = lang_code_for(params.language, self._bank.lang_codes[mix.primary])
         # Builds the language's pipeline on first use; a missing G2P extra surfaces here as a 400.
-        await self._g2p.run(FIRST, lambda phonemizer: phonemizer.pipeline(lang_code))
+        if lang_code not in self._languages_ready:
+            await self._g2p.on_every_thread(lambda phonemizer: phonemizer.pipeline(lang_code))
+            self._languages_ready.add(lang_code)
         if params.word_timestamps and lang_code not in "ab":
             raise Unsupported(
                 f"Word timestamps from {self.model_id} are available for English only, not '{params.language}'.",
@@ -161,7 +165,9 @@ class KokoroEngine(Engine):
             spans = None
             if request.word_timestamps and chunk.tokens:
                 spans = token_spans(chunk.phonemes, chunk.tokens, vocab)
-            input_ids = torch.tensor(ids, dtype=torch.long, device=self._device)
+            # Built on the CPU: a host-to-device copy here would synchronise the event loop with the GPU's
+            # stream; the batched front moves the whole padded batch in one copy on the worker thread.
+            input_ids = torch.tensor(ids, dtype=torch.long)
             request.chunks.append(new_item(request, chunk.phonemes, input_ids, spans))
 
     def stats(self) -> dict[str, Any]:

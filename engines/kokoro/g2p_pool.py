@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from engines.errors import ServiceUnavailable
 from engines.kokoro.g2p import Phonemizer
 
 T = TypeVar("T")
 
 FIRST = 0  # priority of a request's first segment (and of validation: a request is waiting on it)
 LATER = 1
+STOP = 2  # after everything already queued
 
 
 class G2PPool:
@@ -29,6 +31,7 @@ class G2PPool:
         self._repo_id = repo_id
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()  # FIFO within a priority
+        self._everywhere = asyncio.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"kokoro-g2p-{i}", daemon=True) for i in range(workers)
         ]
@@ -47,14 +50,32 @@ class G2PPool:
         barrier = threading.Barrier(len(self._threads))
 
         def everywhere(phonemizer: Phonemizer) -> None:
-            fn(phonemizer)
-            barrier.wait(timeout=600)  # hold this thread so the next task lands on another one
+            try:
+                fn(phonemizer)
+            finally:  # hold this thread (even when fn failed) so the next task lands on another one
+                barrier.wait(timeout=600)
 
-        await asyncio.gather(*(self.run(FIRST, everywhere) for _ in self._threads))
+        # One at a time: two interleaved barrier rounds could each hold one thread and wait for the other.
+        async with self._everywhere:
+            results = await asyncio.gather(
+                *(self.run(FIRST, everywhere) for _ in self._threads), return_exceptions=True
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def shutdown(self) -> None:
+        """Stop the threads; work still queued fails (its requests get a 503) instead of waiting forever."""
+        while True:
+            try:
+                _, _, work = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if work is not None:
+                _, future, loop = work
+                _deliver(loop, future, None, ServiceUnavailable("Kokoro is shutting down; retry shortly."))
         for _ in self._threads:
-            self._queue.put((-1, next(self._order), None))
+            self._queue.put((STOP, next(self._order), None))
 
     def _run(self) -> None:
         phonemizer = Phonemizer(self._repo_id)
@@ -69,10 +90,14 @@ class G2PPool:
                 outcome: tuple[Any, BaseException | None] = (fn(phonemizer), None)
             except BaseException as exc:  # delivered to the awaiting request
                 outcome = (None, exc)
-            try:
-                loop.call_soon_threadsafe(_settle, future, *outcome)
-            except RuntimeError:  # that request's event loop is gone: nobody is waiting
-                pass
+            _deliver(loop, future, *outcome)
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None):
+    try:
+        loop.call_soon_threadsafe(_settle, future, result, exc)
+    except RuntimeError:  # that request's event loop is gone: nobody is waiting
+        pass
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -20,7 +20,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TOGETHER_ONLY_FIELDS = frozenset({"response_encoding", "sample_rate", "bit_rate", "stream", "language"})
+# Together's fields and this server's extensions to them: a body with any of these keeps Together's meaning.
+TOGETHER_ONLY_FIELDS = frozenset(
+    {
+        "response_encoding",
+        "sample_rate",
+        "bit_rate",
+        "stream",
+        "language",
+        "word_timestamps",
+        "temperature",
+        "top_p",
+        "repetition_penalty",
+        "max_tokens",
+    }
+)
 OPENAI_ONLY_FIELDS = frozenset({"stream_format", "instructions"})
 OPENAI_ONLY_FORMATS = frozenset({"opus", "aac", "flac", "pcm"})
 

@@ -108,11 +108,13 @@ class OpenAISpeechService:
             speed=1.0 if stretch else body.speed,
             seed=body.seed,
         )
+        # Encoders first: if one cannot be built (an FFmpeg without the codec), no job was submitted.
+        encoder = ContainerEncoder(body.response_format, OPENAI_RATE)
+        stretcher = TimeStretch(OPENAI_RATE, body.speed) if stretch else None
         prepared = await self.speech.prepare(request)
         items = self.speech.audio_events(prepared)
-        if stretch:
-            items = _stretched(items, TimeStretch(OPENAI_RATE, body.speed))
-        encoder = ContainerEncoder(body.response_format, OPENAI_RATE)
+        if stretcher is not None:
+            items = _stretched(items, stretcher)
         return OpenAISpeech(prepared, items, encoder, input_chars=len(body.input))
 
 

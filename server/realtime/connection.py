@@ -39,11 +39,15 @@ logger = logging.getLogger(__name__)
 @dataclass(eq=False)
 class Item:
     id: str
+    engine: Engine  # the model the item was opened with (an update applies from the next item on)
     session: EngineSession
     params: SessionParams
     container: str | None
     chars: int = 0
     failed: bool = False
+
+
+FAREWELL_TIMEOUT_S = 2.0
 
 
 class RealtimeConnection:
@@ -182,7 +186,7 @@ class RealtimeConnection:
         params = item_params(self.service, self.engine, self.options)
         session = await self.service.open(self.engine, params)
         self._count += 1
-        item = Item(f"tts_{self._count}", session, params, self.options.container)
+        item = Item(f"tts_{self._count}", self.engine, session, params, self.options.container)
         self._current = item
         self._open.append(item)
         self._queue.put_nowait(item)
@@ -205,7 +209,7 @@ class RealtimeConnection:
                 self._open.remove(item)
 
     async def _speak(self, item: Item) -> None:
-        prepared = PreparedSpeech(self.engine, item.params, item.session)
+        prepared = PreparedSpeech(item.engine, item.params, item.session)
         audio: AsyncIterator[bytes | WordTimings] = self.service.audio_events(prepared)
         if item.container is not None:
             audio = contained(audio, ContainerEncoder(item.container, item.params.output.sample_rate))
@@ -223,6 +227,8 @@ class RealtimeConnection:
         except Exception as exc:
             if not item.failed:
                 item.failed = True
+                if self._current is item:  # later appends start a new item instead of hitting a dead one
+                    self._current = None
                 await self.fail(as_tts_error(exc), item.id)
             return
         if not item.failed:
@@ -258,9 +264,13 @@ class RealtimeConnection:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(aborted.wait(), min(ends_at, idle_until) - now)
-        with contextlib.suppress(Exception):
-            await self.fail(error)
-            await self.ws.close(code=1000, reason=error.code)
+        # Stop the work first: the pump may be stuck in a send to a client that stopped reading, holding
+        # the send lock, so the farewell and the close get a bounded wait each and never block the exit.
+        for item in list(self._open):
+            await item.session.close()
+        for farewell in (self.fail(error), self.ws.close(code=1000, reason=error.code)):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(farewell, FAREWELL_TIMEOUT_S)
 
 
 async def validate(service: SpeechService, engine: Engine, options: SessionOptions) -> None:

@@ -69,3 +69,30 @@ def test_two_targets_side_by_side(tmp_path, bench_kokoro_server, fake_speech_ser
     metrics = next(lv for lv in run["levels"] if lv["target"] == "fake-openai")["server_view"]
     assert metrics["metrics_headline"]["tts-1"]["mean_queue_wait_s"] > 0
     assert set(run["max_sustained"]) == set(by_name)
+
+
+def test_every_format_of_this_server_decodes_to_the_same_audio(tmp_path, bench_kokoro_server, tiny_texts):
+    """The same seeded request in every dialect, format, encoding and transport: one duration."""
+    tiny_texts.write_text("Hi there.\n", encoding="utf-8")
+    url = bench_kokoro_server
+    specs = {
+        "together-sse": "",
+        "together-mp3": "format=mp3,stream=off",
+        "together-f32-16k": "encoding=pcm_f32le,rate=16000,stream=off",
+        "together-mulaw-8k": "encoding=pcm_mulaw,rate=8000",
+        "together-alaw": "encoding=pcm_alaw,stream=off",
+        "together-wav": "format=wav,stream=off",
+        "openai-sse-pcm": "api=openai,format=pcm,stream=sse",
+        "openai-sse-mp3": "api=openai,format=mp3,stream=sse",
+        "realtime-ws": "stream=ws",
+        **{f"openai-{f}": f"api=openai,format={f},stream=bytes" for f in ("mp3", "opus", "aac", "flac", "wav", "pcm")},
+    }
+    targets = [a for name, spec in specs.items() for a in ("--target", f"url={url},name={name},{spec}".rstrip(","))]
+    run = run_bench(tmp_path, *targets, "--voice", "af_heart", "--texts", str(tiny_texts), "--extra", '{"seed": 7}',
+                    "--concurrency", "1", "--requests", "1", "--warmup", "0", "--no-plots")  # fmt: skip
+    durations = {r["target"]: r["audio_s"] for r in run["records"]}
+    assert all(r["ok"] for r in run["records"]), [r["error"] for r in run["records"] if not r["ok"]]
+    exact = durations["together-sse"]
+    for name, seconds in durations.items():
+        padded = any(codec in name for codec in ("mp3", "aac"))  # encoder delay and frame padding
+        assert exact <= seconds <= exact + 0.1 if padded else seconds == exact, (name, seconds, exact)

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 
 from engines.base import Engine, PcmChunk, SessionParams, Voice
+from engines.errors import InvalidVoice
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
 from engines.worker import BatchWorker, Job
@@ -89,6 +90,8 @@ class WorkerEngine(Engine):
         return [Voice(id="alpha", name="alpha")]
 
     async def open_session(self, params: SessionParams) -> WorkerSession:
+        if params.voice != "alpha":
+            raise InvalidVoice(f"Unknown voice '{params.voice}'.")
         return _Session(self, params)
 
     def stats(self) -> dict[str, Any]:

@@ -166,6 +166,8 @@ def test_the_dialect_rule():
     assert is_openai_request({**body, "instructions": "calm"}, "", aliases)
     assert is_openai_request({**body, "model": "TTS-1"}, "", aliases)
     assert is_openai_request({**body, "voice": {"id": "v"}}, "", aliases)
+    for extension in ("word_timestamps", "temperature", "max_tokens"):  # this server's Together extensions
+        assert not is_openai_request({**body, extension: 1}, "OpenAI/Python 3.57.0", aliases)
     assert not is_openai_request(["not", "an", "object"], "OpenAI/Python", aliases)
 
 
