@@ -62,13 +62,18 @@ async def sse_stream(model: str, item_id: str, first: Item, rest: AsyncIterator[
 
 
 async def audio_only(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[bytes]:
-    """The audio bytes, in order (word timings are not part of a plain audio body)."""
-    for item in (first,):
-        if isinstance(item, bytes) and item:
-            yield item
-    async for item in rest:
-        if isinstance(item, bytes) and item:
-            yield item
+    """The audio bytes, in order (word timings are not part of a plain audio body).
+
+    A failure after the status line has gone out cannot become an error response any more, and a raw
+    body has no place for an error event: the body ends where the audio did, and the log says why.
+    """
+    try:
+        async for item in prepend(first, rest):
+            if isinstance(item, bytes) and item:
+                yield item
+    except Exception as exc:
+        error = as_tts_error(exc)
+        logger.warning("audio body ended early after an error (%s): %s", error.code, error.message)
 
 
 async def first_item(stream: AsyncIterator[Item]) -> Item:

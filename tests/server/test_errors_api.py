@@ -186,3 +186,11 @@ def test_no_audio_at_all_is_still_a_valid_response(fake_server, fmt):
         r = post(base, {**GOOD, "response_format": fmt})
         assert r.status_code == 200
         assert len(r.content) == {"mp3": 0, "wav": 44, "raw": 0}[fmt]
+
+
+def test_error_after_a_raw_body_started_ends_the_body_cleanly(fake_server, caplog):
+    with fake_server(FakeEngine(chunks=3, fail_after=1)) as (base, engine):
+        r = post(base, {**GOOD, "response_format": "raw"})
+        assert r.status_code == 200  # the status line left with the first chunk
+        assert len(r.content) == engine.chunk_samples * 2  # that chunk in s16le, then the body ends
+    assert "audio body ended early" in caplog.text and "Traceback" not in caplog.text
