@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -128,6 +130,10 @@ async def run_sessions(args: argparse.Namespace, batches: list[int], workdir: Pa
         "max_queue_size": max(64, 2 * max(batches)),
     }
     if args.orpheus_tiny:
+        if not (meta.REPO / "tests" / "engines" / "orpheus" / "tiny_weights.py").exists():
+            raise SystemExit("--orpheus-tiny needs a source checkout (tests/engines/orpheus/tiny_weights.py)")
+        if str(meta.REPO) not in sys.path:  # `tts-server bench` runs from anywhere; the builder is the tests'
+            sys.path.insert(0, str(meta.REPO))
         from tests.engines.orpheus.tiny_weights import build_all
 
         lm, snac = build_all(workdir)
@@ -184,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     hardware = meta.hardware()
     title = f"{info['model']} engine ({what}), voice {info['voice']}, texts {args.texts}, device {args.device}"
     table = markdown_table(header, body)
+    command = "tts-server bench engine " + shlex.join(list(sys.argv[1:] if argv is None else argv))
     print(f"{title}\n{meta.describe_hardware(hardware)}, torch threads {torch.get_num_threads()}\n\n{table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         result = {
             **info,
+            "command": command,
             "texts": args.texts,
             "device": args.device,
             "threads": torch.get_num_threads(),
@@ -198,5 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
         }
         (args.out / "engine.json").write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-        (args.out / "engine.md").write_text(f"# {title}\n\n{meta.describe_hardware(hardware)}\n\n{table}\n")
+        hw = f"{meta.describe_hardware(hardware)}, load average {hardware['load_average']}"
+        text = f"# {title}\n\n- Command: `{command}`\n- Hardware: {hw}\n\n{table}\n"
+        (args.out / "engine.md").write_text(text, encoding="utf-8")
     return 0

@@ -224,8 +224,8 @@ def write_markdown(path: Path, run: dict[str, Any], plots: Sequence[Path]) -> No
         lines.append(
             "From the server's counters before and after each level (`/metrics` when present, else `/stats`): "
             "mean batch sizes formed, the deepest queue sampled, and from `/metrics` only the mean queue wait and "
-            "the server's own mean time to first audio; tokens/s (Orpheus); the engine's synthesis seconds per "
-            "audio second."
+            "the server's own mean time to first audio; tokens/s (Orpheus); engine RTF: synthesis seconds per "
+            "audio second as the engine's `/stats` counts them (a pipelined stage may run outside that count)."
         )
         lines.append("")
     errors = [(lv["target"], lv["level"], lv["error_types"]) for lv in run["levels"] if lv["error_types"]]

@@ -29,10 +29,13 @@ def test_one_target_every_output_file(tmp_path, bench_kokoro_server, tiny_texts,
         assert 0 < r["ttfb_s"] <= r["ttfa_s"] <= r["ttlb_s"] and r["audio_s"] > 0.1
         assert r["rtf"] == r["ttlb_s"] / r["audio_s"] and r["audio_bytes"] == round(r["audio_s"] * 24000) * 2
     assert [lv["level"] for lv in run["levels"]] == [1.0, 2.0]
-    assert run["targets"][0]["server"]["kind"] == "stats"
+    assert run["targets"][0]["server"]["kind"] in ("metrics", "stats")  # /metrics where the server has it
     assert run["targets"][0]["server"]["ready"]["status"] == "ready"
-    view = run["levels"][1]["server_view"]["models"]["hexgrad/Kokoro-82M"]
+    server_view = run["levels"][1]["server_view"]
+    view = server_view["models"]["hexgrad/Kokoro-82M"]
     assert view["jobs_completed"] == 2 and view["mean_step_batch"] >= 1 and "max_queued" in view
+    if server_view["source"] == "metrics":
+        assert server_view["metrics_headline"]["hexgrad/Kokoro-82M"]["mean_batch"] >= 1
     assert run["git"]["commit"] and run["hardware"]["cores"] >= 1
     rows = list(csv.DictReader((out / "requests.csv").open()))
     assert len(rows) == 5
@@ -53,7 +56,8 @@ def test_two_targets_side_by_side(tmp_path, bench_kokoro_server, fake_speech_ser
     )  # fmt: skip
     by_name = {t["name"]: t for t in run["targets"]}
     assert list(by_name) == ["kokoro-wav", "fake-openai", "fake-sse", "fake-ws"]
-    assert by_name["kokoro-wav"]["server"]["kind"] == "stats" and by_name["fake-openai"]["server"]["kind"] == "metrics"
+    assert by_name["kokoro-wav"]["server"]["kind"] in ("metrics", "stats")
+    assert by_name["fake-openai"]["server"]["kind"] == "metrics"
     for level in run["levels"]:
         assert level["requests"] == 2
         if level["target"] == "kokoro-wav":
@@ -96,3 +100,21 @@ def test_every_format_of_this_server_decodes_to_the_same_audio(tmp_path, bench_k
     for name, seconds in durations.items():
         padded = any(codec in name for codec in ("mp3", "aac"))  # encoder delay and frame padding
         assert exact <= seconds <= exact + 0.1 if padded else seconds == exact, (name, seconds, exact)
+
+
+def test_open_loop_poisson_and_duration_bounds(tmp_path, fake_speech_server, tiny_texts):
+    """Arrivals follow the seeded Poisson process; a duration bounds a level without a count."""
+    from benchmarks.bench.stats import poisson_arrivals
+
+    run = run_bench(tmp_path, "--target", f"url={fake_speech_server},name=fake", "--texts", str(tiny_texts),
+                    "--rate", "20,40", "--duration", "0.5", "--seed", "3", "--requests", "1000")  # fmt: skip
+    for level in run["levels"]:
+        planned = poisson_arrivals(level["level"], count=1000, duration=0.5, seed=3)
+        records = [r for r in run["records"] if r["level"] == level["level"] and not r["warmup"]]
+        assert level["requests"] == len(planned) == len(records) and level["mode"] == "open"
+        assert sorted(r["scheduled_s"] for r in records) == planned
+        assert all(abs(r["start_s"] - r["scheduled_s"]) < 0.25 for r in records)  # sent when they arrived
+    closed = run_bench(tmp_path, "--target", f"url={fake_speech_server},name=fake", "--texts", str(tiny_texts),
+                       "--concurrency", "2", "--duration", "0.3", "--requests", "1000")  # fmt: skip
+    level = closed["levels"][0]
+    assert level["requests"] >= 2 and level["wall_s"] < 0.3 + 5  # no new request after 0.3 s
