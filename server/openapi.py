@@ -51,6 +51,18 @@ SSE_TEXT = (
     "same audio as `type: conversation.item.audio_output.delta`, `item_id`, `delta`), then `data: [DONE]`. A "
     'failure after the first chunk arrives as a final `data: {"error": {...}}` event before `[DONE]`.'
 )
+
+
+def sse_schema(text: str) -> dict[str, Any]:
+    """One server-sent event (how validators such as schemathesis read a stream: event by event)."""
+    return {
+        "type": "object",
+        "description": text,
+        "required": ["data"],
+        "properties": {"data": {"type": "string", "description": "A JSON object, or [DONE] last."}},
+    }
+
+
 # (path, method) -> success content types and which errors the operation can answer.
 OPERATIONS: dict[tuple[str, str], tuple[dict[str, Any] | None, tuple[int, ...]]] = {
     ("/v1/audio/speech", "post"): (
@@ -58,7 +70,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict[str, Any] | None, tuple[int, ...]]]
             "audio/wav": {"schema": BINARY},
             "audio/mpeg": {"schema": BINARY},
             "application/octet-stream": {"schema": BINARY},
-            "text/event-stream": {"schema": {"type": "string", "description": SSE_TEXT}},
+            "text/event-stream": {"schema": sse_schema(SSE_TEXT)},
             "application/json": {"schema": {"$ref": "#/components/schemas/SpeechWithTimestamps"}},
         },
         (400, 401, 404, 408, 413, 429, 503, 504),
@@ -67,9 +79,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict[str, Any] | None, tuple[int, ...]]]
         {
             **{t: {"schema": BINARY} for t in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav")},
             "audio/pcm": {"schema": BINARY},
-            "text/event-stream": {
-                "schema": {"type": "string", "description": "`speech.audio.delta` events, then `speech.audio.done`."}
-            },
+            "text/event-stream": {"schema": sse_schema("`speech.audio.delta` events, then `speech.audio.done`.")},
         },
         (400, 401, 404, 408, 413, 429, 503, 504),
     ),

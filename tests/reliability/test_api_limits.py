@@ -7,6 +7,7 @@ that took the whole batch down); NaN through Python's JSON parser.
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -101,12 +102,11 @@ def test_request_id_header_and_json_log_line_without_the_text(api, caplog):
     base = api[0]
     secret_text = "My secret sentence."
     with caplog.at_level("INFO", logger="tts_server.requests"):
-        r = httpx.post(f"{base}/v1/audio/speech", json={**GOOD, "input": secret_text}, headers={"X-Request-ID": "abc-1"})
+        body = {**GOOD, "input": secret_text}
+        r = httpx.post(f"{base}/v1/audio/speech", json=body, headers={"X-Request-ID": "abc-1"})
         mine = httpx.post(f"{base}/v1/audio/speech", json=GOOD)
     assert r.headers["x-request-id"] == "abc-1" and len(mine.headers["x-request-id"]) == 32
     lines = [rec.getMessage() for rec in caplog.records if rec.name == "tts_server.requests"]
-    import json
-
     records = [json.loads(line) for line in lines]
     first = next(rec for rec in records if rec["request_id"] == "abc-1")
     assert first["status"] == 200 and first["model"] == MODEL and first["voice"] == "alpha"

@@ -110,7 +110,7 @@ def test_headers_that_trickle_in_are_cut_off(server):
 
 def test_a_body_that_never_arrives_is_cut_off(server):
     request = b"POST /v1/audio/speech HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + KEY.encode()
-    request += b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\""
+    request += b'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model"'
     answer, elapsed = raw(server, request)
     status, _, body = parse(answer)
     assert status == 408 and elapsed < 3

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engines.histogram import Histogram, from_counts
@@ -103,9 +104,8 @@ def test_openapi_is_true_to_the_server(api):
         assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
     assert speech["security"] == [{"bearerAuth": []}] and "Retry-After" in speech["responses"]["429"]["headers"]
     assert spec["paths"]["/health"]["get"]["security"] == []
-    text = json.dumps(spec)
-    assert "422" not in json.dumps({p: {m: list(o["responses"]) for m, o in i.items()} for p, i in spec["paths"].items()})
-    assert "HTTPValidationError" not in text
+    codes = {p: {m: list(o["responses"]) for m, o in i.items()} for p, i in spec["paths"].items()}
+    assert "422" not in json.dumps(codes) and "HTTPValidationError" not in json.dumps(spec)
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             assert operation.get("description"), (method, path)
@@ -121,3 +121,29 @@ def test_docs_load_swagger_ui_from_this_server(api):
     js = httpx.get(f"{base}/docs/static/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert httpx.get(f"{base}/docs/static/swagger-ui.css").status_code == 200
+
+
+def test_gpu_memory_is_reported_only_where_cuda_runs():
+    import torch
+
+    from server.metrics import _gpu_memory
+
+    families = {family.name: family for family in _gpu_memory()}
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        assert families == {}
+        return
+    assert {"tts_gpu_memory_allocated_bytes", "tts_gpu_memory_reserved_bytes", "tts_gpu_memory_total_bytes"} <= set(
+        families
+    )
+
+
+@pytest.mark.gpu
+def test_gpu_memory_metrics_on_cuda():
+    import torch
+
+    from server.metrics import _gpu_memory
+
+    held = torch.zeros(1 << 20, device="cuda")
+    families = {family.name: family for family in _gpu_memory()}
+    allocated = families["tts_gpu_memory_allocated_bytes"].samples[0]
+    assert allocated.labels == {"device": "cuda:0"} and allocated.value >= held.numel() * 4

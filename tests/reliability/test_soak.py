@@ -1,0 +1,108 @@
+"""A bounded soak of the real server process: mixed traffic for minutes, resident memory sampled.
+
+Marked ``soak`` (deselected from the main run; CI runs it as its own step, ``TTS_SOAK_S`` seconds,
+150 by default). Traffic: WAV, MP3, SSE, OpenAI MP3, word timestamps, realtime websockets, clients
+that drop mid-stream, slow readers and bad requests, three at a time. Pass: no 5xx, memory after
+the warm-up grows by less than ``GROWTH_BOUND_MB``, and the idle server then uses ~0 CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.reliability.helpers import MODEL
+from tests.reliability.test_shutdown import cli_server
+from tests.support.realtime import append, commit, connect, until
+
+SOAK_S = float(os.environ.get("TTS_SOAK_S", "150"))
+GROWTH_BOUND_MB = 200  # after warm-up (allocator pools, caches): the whole soak's growth must stay under this
+TEXTS = ["Hello there.", "A short sentence for the soak.", "Numbers like 42 and 1999 are spoken too.", "Fine."]
+
+pytestmark = pytest.mark.soak
+
+
+def _speech(base: str, rng: random.Random) -> int:
+    body = {"model": MODEL, "input": rng.choice(TEXTS), "voice": "af_heart", "seed": rng.randrange(1000)}
+    kind = rng.choice(["wav", "mp3", "sse", "openai", "words", "drop", "slow", "bad"])
+    url = f"{base}/v1/audio/speech"
+    if kind == "mp3":
+        return httpx.post(url, json={**body, "response_format": "mp3"}, timeout=120).status_code
+    if kind == "openai":
+        return httpx.post(url, json={**body, "model": "tts-1", "voice": "alloy"}, timeout=120).status_code
+    if kind == "words":
+        return httpx.post(url, json={**body, "word_timestamps": True}, timeout=120).status_code
+    if kind == "bad":
+        return httpx.post(url, json={**body, "voice": "af_heart(1000)"}, timeout=30).status_code
+    if kind in ("sse", "drop", "slow"):
+        with httpx.stream("POST", url, json={**body, "stream": True, "response_format": "raw"}, timeout=120) as r:
+            for line in r.iter_lines():
+                if kind == "drop" and line.startswith("data: "):
+                    break
+                if kind == "slow":
+                    time.sleep(0.2)
+            return r.status_code
+    return httpx.post(url, json=body, timeout=120).status_code
+
+
+async def _realtime(base: str, rng: random.Random) -> int:
+    async with connect(base, model=MODEL, voice="af_heart") as ws:
+        await until(ws, "session.created")
+        for word in rng.choice(TEXTS).split():
+            await append(ws, word + " ")
+        await commit(ws)
+        await until(ws, "conversation.item.audio_output.done", timeout=120)
+    return 200
+
+
+def test_soak_memory_stays_bounded_and_idle_cpu_is_zero(kokoro_dir):
+    with cli_server(kokoro_dir, "--max-queue-size", "8", "--max-batch-size", "4") as (base, proc):
+        server = psutil.Process(proc.pid)
+        statuses: dict[int, int] = {}
+        stop = threading.Event()
+        counter = itertools.count()
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            while not stop.is_set():
+                next(counter)
+                if rng.random() < 0.1:
+                    status = asyncio.run(_realtime(base, rng))
+                else:
+                    status = _speech(base, rng)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        samples: list[tuple[float, float]] = []
+        while time.monotonic() - started < SOAK_S:
+            samples.append((time.monotonic() - started, server.memory_info().rss / 2**20))
+            time.sleep(2)
+        stop.set()
+        for thread in threads:
+            thread.join(180)
+        time.sleep(3)  # let the last jobs leave
+        idle_cpu = server.cpu_percent(interval=5.0)
+        samples.append((time.monotonic() - started, server.memory_info().rss / 2**20))
+    warm = [rss for t, rss in samples if t >= min(30.0, SOAK_S / 4)]
+    baseline, peak, end = warm[0], max(warm), samples[-1][1]
+    requests = next(counter)
+    print(
+        f"\nsoak: {SOAK_S:.0f} s, {requests} requests {dict(sorted(statuses.items()))}; "
+        f"RSS start {samples[0][1]:.0f} MB, after warm-up {baseline:.0f} MB, peak {peak:.0f} MB, "
+        f"end {end:.0f} MB; idle CPU {idle_cpu:.1f}%"
+    )
+    print("RSS MB every ~10 s:", [round(rss) for t, rss in samples[::5]])
+    assert not any(status >= 500 for status in statuses), statuses
+    assert peak - baseline < GROWTH_BOUND_MB, samples
+    assert idle_cpu < 5.0
