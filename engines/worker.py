@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 from engines.base import chunk_seconds
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, Histogram
+from engines.memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +304,12 @@ class BatchWorker:
         while True:
             leaving: list[Job[Any]] = []
             with self._cond:
+                if not self._stopping and self.fault is None and not self._pending and not self._active:
+                    self._cond.release()  # idle now: return the busy spell's freed memory, off the lock
+                    try:
+                        release_free_memory()
+                    finally:
+                        self._cond.acquire()
                 while not self._stopping and self.fault is None and not self._pending and not self._active:
                     self._cond.wait()
                 if self._stopping or self.fault is not None:
@@ -320,10 +327,18 @@ class BatchWorker:
                 leaving = [j for j in (*self._pending, *self._active) if j.cancelled or j.finished]
                 for job in leaving:
                     (self._active if job in self._active else self._pending).remove(job)
-                while self._pending and len(self._active) < self.max_batch_size:
-                    self._active.append(self._pending.popleft())
-                # Jobs whose next unit of work is not prepared yet (e.g. text still in G2P) sit out.
+                # Jobs whose next unit of work is not prepared yet sit out. One that has run and now waits
+                # (a realtime item between sentences, a reader far behind) keeps its place but not its
+                # slot: queued jobs are admitted until max_batch_size jobs can run; a job that has not run
+                # yet (its first text still in G2P) counts as one that can.
                 ready = [j for j in self._active if self._ready(j)]
+                runnable = len(ready) + sum(1 for j in self._active if j.steps == 0 and j not in ready)
+                while self._pending and runnable < self.max_batch_size:
+                    job = self._pending.popleft()
+                    self._active.append(job)
+                    runnable += 1
+                    if self._ready(job):
+                        ready.append(job)
                 if not ready and self._active and not leaving:
                     self._cond.wait(0.05)
                     continue

@@ -153,3 +153,43 @@ async def test_queued_jobs_whose_client_left_do_not_count_towards_429():
     finally:
         gate.set()
         await worker.stop()
+
+
+async def test_a_paused_job_does_not_hold_a_slot_from_queued_ones():
+    """A job that cannot run (its reader far behind, a realtime item between sentences) keeps its
+    place but not its batch slot: with max_batch_size=1, a queued job still gets steps."""
+    resumed = threading.Event()
+
+    def is_ready(job):  # "idle" runs once, then waits (for text, or for its reader) until resumed
+        return not (job.state["name"] == "idle" and job.steps > 0 and not resumed.is_set())
+
+    steps: list[str] = []
+
+    def step(batch):
+        for job in batch:
+            steps.append(job.state["name"])
+            if job.state["name"] != "idle" or len(steps) > 2:
+                job.finish()
+
+    worker = BatchWorker("t", step, max_batch_size=1, max_wait_ms=0, max_queue_size=4, is_ready=is_ready)
+    worker.start()
+    try:
+        idle = worker.submit({"name": "idle"})
+        for _ in range(100):  # its first step
+            if steps:
+                break
+            await asyncio.sleep(0.02)
+        busy = worker.submit({"name": "busy"})
+        drained = asyncio.wait_for(_drain(busy), 10)  # before the fix "busy" waited for the slot forever
+        assert await drained == []  # finished: it got a step while "idle" waited
+        assert steps == ["idle", "busy"]
+        resumed.set()
+        worker.wake()
+        assert await asyncio.wait_for(_drain(idle), 10) == []
+        assert steps == ["idle", "busy", "idle"]
+    finally:
+        await worker.stop()
+
+
+async def _drain(job) -> list:
+    return [x async for x in job.results()]

@@ -18,7 +18,7 @@ def serve_app(app, *, wait_ready: bool = True, timeout_s: float = 120.0) -> Iter
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = getattr(app.state, "settings", None)
+    settings = getattr(getattr(app, "state", None), "settings", None)  # ours; fakes of upstreams have none
     if settings is not None:  # the server's own HTTP limits, as `tts-server serve` runs them
         from server.http_limits import uvicorn_config
 
