@@ -84,9 +84,7 @@ async def run_level(engine: KokoroEngine, concurrency: int, requests: int, voice
     await asyncio.gather(*(stream(i) for i in range(concurrency)))
     wall = time.perf_counter() - started
     after = engine.stats()
-    fronts = {
-        int(k): v - before["front_batch_histogram"].get(k, 0) for k, v in after["front_batch_histogram"].items()
-    }
+    fronts = {int(k): v - before["front_batch_histogram"].get(k, 0) for k, v in after["front_batch_histogram"].items()}
     mean_front = sum(k * v for k, v in fronts.items()) / max(1, sum(fronts.values()))
     return {
         "concurrency": concurrency,
