@@ -11,9 +11,10 @@ from tests.engines.orpheus.helpers import synthesize
 
 async def test_eight_staggered_streams_share_codec_calls(make_engine):
     # The LM outpaces SNAC on CPU, so while one batch decodes the next windows of every stream queue
-    # up; the stage takes them together (one call per window length).
+    # up; the stage takes them together (one call per window length). The fill wait is long here so the
+    # figure does not hinge on how fast this machine happens to be.
     engine = await make_engine(
-        max_batch_size=8, orpheus_codec_batching="on", orpheus_codec_max_batch=32, orpheus_codec_wait_ms=5.0
+        max_batch_size=8, orpheus_codec_batching="on", orpheus_codec_max_batch=32, orpheus_codec_wait_ms=100.0
     )
 
     async def staggered(i: int):
