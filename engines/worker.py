@@ -353,8 +353,10 @@ class BatchWorker:
                         self._cond.wait(min(hold_until - now, 0.05))
                         continue
             for job in leaving:
+                # A job finished elsewhere (the codec stage) is also "cancelled" once its reader has
+                # seen the end and closed: what it did first decides how it counts.
                 self._leave(
-                    job, "jobs_failed" if job.failed else "jobs_cancelled" if job.cancelled else "jobs_completed"
+                    job, "jobs_failed" if job.failed else "jobs_completed" if job.finished else "jobs_cancelled"
                 )
             if ready or not self._active:
                 return ready

@@ -28,40 +28,49 @@ def shutdown_error() -> TTSError:
 
 
 async def bounded(app_state: Any, items: AsyncIterator[T]) -> AsyncIterator[T]:
-    """``items``, until the request's deadline or the end of the shutdown grace period."""
+    """``items``, until the request's deadline or the end of the shutdown grace period.
+
+    The wait for each item runs in the consumer's own task (no helper task: a client that leaves
+    cancels that task, and the cancellation must reach the source directly so it closes at once).
+    A timer and the shutdown's abort cancel the task only while it waits here, and the
+    cancellation they caused is turned into the error above.
+    """
     timeout = app_state.settings.request_timeout_s
+    drain = app_state.drain
     trace = current()
     elapsed = trace.elapsed() if trace is not None else 0.0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, timeout - elapsed)
-    aborted = app_state.drain.aborted
-    abort_wait = asyncio.ensure_future(aborted.wait())
-    step: asyncio.Future[T] | None = None
-    try:
+    async with contextlib.aclosing(items):
         while True:
-            step = asyncio.ensure_future(anext(items))
-            done, _ = await asyncio.wait(
-                {step, abort_wait}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
-            )
-            if step in done:
-                finished, step = step, None
-                try:
-                    item = finished.result()
-                except StopAsyncIteration:
-                    return
-                yield item
-                continue
-            error = shutdown_error() if aborted.is_set() else _deadline_error(timeout)
-            if trace is not None:
-                trace.error_code = error.code
-            raise error
-    finally:
-        abort_wait.cancel()
-        if step is not None and not step.done():  # the source is mid-item: stop it before closing it
-            step.cancel()
-            with contextlib.suppress(BaseException):
-                await step
-        await items.aclose()  # type: ignore[attr-defined]
+            # The task may change between items (the first one is awaited under unless_disconnected).
+            task = asyncio.current_task()
+            assert task is not None
+            reason: list[TTSError] = []
+
+            def cut(error_factory: Any, reason: list[TTSError] = reason, task: asyncio.Task = task) -> None:
+                if not reason:
+                    reason.append(error_factory())
+                    task.cancel()
+
+            timer = loop.call_at(deadline, cut, lambda: _deadline_error(timeout))
+            unsubscribe = drain.on_abort(lambda: cut(shutdown_error))
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if not reason:
+                    raise  # not ours: the client left, or the server is cancelling the request
+                if hasattr(task, "uncancel"):
+                    task.uncancel()
+                if trace is not None:
+                    trace.error_code = reason[0].code
+                raise reason[0] from None
+            finally:
+                timer.cancel()
+                unsubscribe()
+            yield item
 
 
 def _deadline_error(timeout: float) -> DeadlineExceeded:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -38,6 +40,17 @@ class Drain:
         self.in_flight = 0  # API requests and websockets now open (server/request_log.py counts them)
         self.aborted = asyncio.Event()
         self.started: float | None = None
+        self._on_abort: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
+
+    def on_abort(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the grace period ends (at once if it has); returns an unsubscribe."""
+        if self.aborted.is_set():
+            callback()
+            return lambda: None
+        key = next(self._ids)
+        self._on_abort[key] = callback
+        return lambda: self._on_abort.pop(key, None)
 
     def begin(self) -> None:
         if not self.draining:
@@ -50,6 +63,8 @@ class Drain:
         if not self.aborted.is_set():
             logger.info("ending %d requests still in flight", self.in_flight)
             self.aborted.set()
+            for callback in list(self._on_abort.values()):
+                callback()
 
     async def run(self) -> None:
         """Drain, then abort; returns once nothing is in flight (or the flush time is up)."""
