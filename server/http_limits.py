@@ -203,6 +203,7 @@ def uvicorn_config(app: Any, settings: Any, **kwargs: Any) -> Any:
         app,
         http=protocol,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        ws_max_size=settings.max_body_bytes,  # a realtime event is bounded like a request body
         timeout_keep_alive=5,
         # Our shutdown (server/shutdown.py) ends streams first; this only bounds what is left after it.
         timeout_graceful_shutdown=5,

@@ -95,7 +95,7 @@ class Metrics:
         """A request ended (called by server/request_log.py)."""
         model = trace.model or ""
         self.requests.labels(model, trace.route, str(trace.status or 0)).inc()
-        if trace.model:
+        if trace.model and trace.method != "WEBSOCKET":  # a session's length is not a request's latency
             self.latency.labels(model, trace.route).observe(total_s)
             if trace.first_audio_s is not None:
                 self.ttfa.labels(model, trace.route).observe(trace.first_audio_s)
