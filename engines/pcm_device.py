@@ -19,8 +19,9 @@ from collections.abc import Iterator
 
 import torch
 
+from engines.base import BYTES_PER_SAMPLE
+
 ENCODINGS = ("pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw")
-BYTES_PER_SAMPLE = {"pcm_f32le": 4, "pcm_s16le": 2, "pcm_mulaw": 1, "pcm_alaw": 1}
 
 # Byte views of f32/s16 tensors are in native order; CUDA and every host torch runs on are little-endian.
 assert sys.byteorder == "little", "pcm_device emits little-endian bytes by viewing native tensors"

@@ -17,6 +17,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from engines.base import (
+    BYTES_PER_SAMPLE,
     EncodedChunk,
     EncodedPcm,
     Engine,
@@ -34,7 +35,6 @@ from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cart
 from engines.cartesia.websocket import CartesiaSocket
 from engines.errors import InvalidRequest, ServiceUnavailable, TTSError, UpstreamError
 from engines.histogram import LATENCY_BUCKETS, Histogram
-from engines.pcm_device import BYTES_PER_SAMPLE
 
 if TYPE_CHECKING:
     from engines.cartesia.settings import CartesiaSettings

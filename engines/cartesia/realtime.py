@@ -21,13 +21,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from engines.base import EncodedPcm, EngineSession, SessionEnd, SessionEvent, SessionParams, WordTiming, WordTimings
+from engines.base import (
+    BYTES_PER_SAMPLE,
+    EncodedPcm,
+    EngineSession,
+    SessionEnd,
+    SessionEvent,
+    SessionParams,
+    WordTiming,
+    WordTimings,
+)
 from engines.cartesia import upstream_errors
 from engines.cartesia.mapping import build_tts_body, cartesia_model_id
 from engines.cartesia.sse import word_timings
 from engines.cartesia.websocket import CartesiaSocket, Context
 from engines.errors import InvalidRequest, UpstreamError
-from engines.pcm_device import BYTES_PER_SAMPLE
 from engines.text import TextSegmenter
 
 if TYPE_CHECKING:

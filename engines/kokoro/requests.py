@@ -42,7 +42,6 @@ class KokoroRequest:
     encoding: str  # output PCM encoding
     word_timestamps: bool
     chunks: collections.deque[KokoroItem] = field(default_factory=collections.deque)
-    g2p_pending: int = 0  # segments handed to G2P and not back yet (event loop only)
     input_done: bool = False  # set once every segment's chunks are queued
     next_index: int = 0
     phonemes: int = 0  # phonemes and characters seen so far: the work bound (KokoroEngine.check_work)
