@@ -15,8 +15,8 @@ from typing import Any
 
 from engines.base import EngineSession, SessionEnd, SessionEvent, SessionParams
 from engines.errors import InvalidRequest
+from engines.job import Job
 from engines.text import TextSegmenter
-from engines.worker import Job
 
 
 def realtime_segmenter(params: SessionParams, segmenter: TextSegmenter) -> TextSegmenter | None:

@@ -130,6 +130,9 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
         120.0, gt=0, description="Close a realtime websocket after this long with no client event and no audio."
     )
     realtime_max_session_s: float = Field(3600.0, gt=0, description="Longest a realtime websocket may stay open.")
+    realtime_max_pending_items: int = Field(
+        8, ge=1, description="Items one realtime websocket may have committed and not yet spoken; more are refused."
+    )
 
     # --- OpenAI clients (server/openai/) ---------------------------------------------------------
     openai_model_aliases: Annotated[dict[str, str], NoDecode] = Field(

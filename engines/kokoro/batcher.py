@@ -36,10 +36,10 @@ import torch
 from engines import pcm_device
 from engines.base import EncodedPcm, PcmChunk, WordTimings
 from engines.errors import InternalError
+from engines.job import Job
 from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
 from engines.kokoro.requests import KokoroItem, KokoroRequest
 from engines.kokoro.timestamps import SAMPLE_RATE, SAMPLES_PER_FRAME, word_timings
-from engines.worker import Job
 
 logger = logging.getLogger(__name__)
 

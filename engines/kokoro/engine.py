@@ -18,6 +18,7 @@ import torch
 
 from engines.base import Engine, SessionParams, SynthesisRequest, Voice
 from engines.errors import InputTooLong, ServiceUnavailable, Unsupported, as_tts_error
+from engines.job import Job
 from engines.kokoro import loader
 from engines.kokoro.batched import BatchedKokoro
 from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
@@ -28,7 +29,7 @@ from engines.kokoro.timestamps import SAMPLE_RATE, token_spans
 from engines.kokoro.voices import VoiceBank
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
-from engines.worker import BatchWorker, Job
+from engines.worker import BatchWorker
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 class CodecItem:
     """One window of one segment, with where its audio goes."""
 
-    job: Any  # engines.worker.Job[OrpheusRequest]
+    job: Any  # engines.job.Job[OrpheusRequest]
     segment: Segment
     window: PlannedWindow
     epoch: int = -1  # the segment's epoch when planned; -1: take it now

@@ -19,6 +19,7 @@ from typing import Any
 
 from engines.base import Engine, SessionParams, SynthesisRequest, Voice
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
+from engines.job import Job
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.codec_stage import CodecStage, resolve_batching
@@ -29,7 +30,7 @@ from engines.orpheus.snac_stream import WindowConfig
 from engines.orpheus.tokens import SAMPLE_RATE
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
-from engines.worker import BatchWorker, Job
+from engines.worker import BatchWorker
 from voices import load_catalog
 
 logger = logging.getLogger(__name__)

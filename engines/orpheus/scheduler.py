@@ -44,13 +44,13 @@ from typing import Any
 import torch
 
 from engines.errors import InternalError, TTSError
+from engines.job import Job
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.decode_graphs import DecodeGraphs
 from engines.orpheus.requests import OrpheusRequest, Segment
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
 from engines.orpheus.slot_cache import SlotCache
 from engines.orpheus.tokens import CODEBOOK_SIZE, FRAME_TOKENS, prompt_ids
-from engines.worker import Job
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, SIZE_BUCKETS, Histogram
+from engines.job import Job
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.requests import OrpheusRequest, Segment
 from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_SPEECH, FRAME_TOKENS, prompt_ids
-from engines.worker import Job
 
 logger = logging.getLogger(__name__)
 ALLOWED = [*range(AUDIO_BASE, AUDIO_BASE + AUDIO_TOKENS), END_OF_SPEECH]

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
 from server.audio.containers import ContainerEncoder, contained
-from server.errors import InputTooLong, InvalidRequest, ServiceUnavailable, TTSError, as_tts_error
+from server.errors import InputTooLong, InvalidRequest, Overloaded, ServiceUnavailable, TTSError, as_tts_error
 from server.realtime import protocol as events
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
@@ -183,6 +183,14 @@ class RealtimeConnection:
 
     # -- items ----------------------------------------------------------------------------------
     async def _open_item(self) -> Item:
+        # One socket must not fill the model's queue on its own: items wait in order, so past the cap the
+        # client is told to wait for an audio_done before it appends more.
+        limit = self.settings.realtime_max_pending_items
+        if len(self._open) >= limit:
+            raise Overloaded(
+                f"{limit} items of this session are not spoken yet (TTS_REALTIME_MAX_PENDING_ITEMS); "
+                "wait for an item's conversation.item.audio_output.done before appending more."
+            )
         params = item_params(self.service, self.engine, self.options)
         session = await self.service.open(self.engine, params)
         self._count += 1

@@ -13,9 +13,10 @@ import numpy as np
 
 from engines.base import Engine, PcmChunk, SessionParams, Voice
 from engines.errors import InvalidVoice
+from engines.job import Job
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
-from engines.worker import BatchWorker, Job
+from engines.worker import BatchWorker
 
 MODEL = "hexgrad/Kokoro-82M"
 

@@ -204,3 +204,34 @@ def test_idle_connections_are_closed():
         failed, reason = run(talk(base.replace("http://", "ws://") + "/audio/speech/websocket"))  # no /v1 works too
     assert failed["type"] == "conversation.item.tts.failed" and failed["error"]["code"] == "idle_timeout"
     assert reason == "idle_timeout"
+
+
+def test_one_socket_may_hold_only_so_many_unspoken_items():
+    engine = FakeEngine(chunks=2, chunk_samples=2400, delay_s=0.2)
+    app = create_app(Settings(realtime_max_pending_items=2), engines={engine.model_id: engine})
+
+    async def talk(url):
+        async with websockets.connect(f"{url}?voice={VOICE}") as ws:
+            await recv(ws)
+            for text in ("One.", "Two.", "Three."):
+                await ws.send(json.dumps({"type": "input_text_buffer.append", "text": text}))
+                await ws.send(json.dumps({"type": "input_text_buffer.commit"}))
+            refused = await until(ws, "conversation.item.tts.failed")
+            first_done = await until(ws, "conversation.item.audio_output.done")
+            # One item spoken: room for another.
+            await ws.send(json.dumps({"type": "input_text_buffer.append", "text": "Four."}))
+            await ws.send(json.dumps({"type": "input_text_buffer.commit"}))
+            rest = [await recv(ws)]
+            while not (rest[-1]["type"].endswith("audio_output.done") and rest[-1]["item_id"] == "tts_3"):
+                rest.append(await recv(ws))
+            return refused, first_done, rest
+
+    with serve_app(app) as base:
+        refused, first_done, rest = run(talk(base.replace("http://", "ws://") + "/v1/audio/speech/websocket"))
+    failed = refused[-1]
+    assert failed["error"]["code"] == "server_overloaded" and failed["item_id"] is None
+    assert "TTS_REALTIME_MAX_PENDING_ITEMS" in failed["error"]["message"]
+    received = [e["text"] for e in refused + first_done + rest if e["type"].endswith("input_text.received")]
+    assert received == ["One.", "Two.", "Four."]  # "Three." was refused, nothing else
+    done = [e["item_id"] for e in first_done + rest if e["type"].endswith("audio_output.done")]
+    assert done == ["tts_1", "tts_2", "tts_3"]
