@@ -8,7 +8,9 @@ job's own output queue. Jobs join and leave the batch at step boundaries, so a c
 stops within one step and a new one starts without waiting for the others to finish.
 
 Health: anything that escapes a step's own error handling (batch selection, ``on_leave``, the loop
-itself) kills the worker, and a step that makes no progress for ``watchdog_s`` counts as dead too.
+itself) kills the worker, and a step or an ``on_leave`` (cache surgery) that makes no progress for
+``watchdog_s`` counts as dead too. ``is_ready`` runs under the worker's lock, so it must only read
+flags (Kokoro: is the G2P result in; Orpheus: is there text or a free slot), never wait.
 A dead worker records why in :attr:`BatchWorker.fault`, fails every queued and active job with a
 503 at once (nobody hangs) and refuses new ones; :meth:`BatchWorker.health` reports it so the
 server can mark the model failed and restart it. An exception in ``is_ready`` fails that job only.
@@ -21,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
@@ -70,7 +73,7 @@ class BatchWorker:
         #: Why this worker stopped serving (None while healthy); see the module docstring.
         self.fault: str | None = None
         self._progress = time.monotonic()  # last sign of life: a step started or ended, a job emitted
-        self._in_step = False
+        self._in_step = False  # inside a call into the engine (step, on_leave): what the watchdog times
         self.queue_wait = Histogram(LATENCY_BUCKETS)  # seconds from submit to a job's first step
         self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {
@@ -187,11 +190,23 @@ class BatchWorker:
         """Take a job out for good. Called without the lock: on_leave may be slow (cache surgery)."""
         self._count(counter)
         if self._on_leave is not None:
-            try:
-                self._on_leave(job)
-            except Exception:  # a cleanup failure must not take the worker down
-                logger.exception("%s: on_leave failed", self.name)
+            with self._engine_call():
+                try:
+                    self._on_leave(job)
+                except Exception:  # a cleanup failure must not take the worker down
+                    logger.exception("%s: on_leave failed", self.name)
         job.finish()
+
+    @contextlib.contextmanager
+    def _engine_call(self) -> Iterator[None]:
+        """Time a call into the engine: one that makes no progress for ``watchdog_s`` is a hang."""
+        self._in_step = True
+        self._beat()
+        try:
+            yield
+        finally:
+            self._in_step = False
+            self._beat()
 
     def _next_batch(self) -> list[Job[Any]] | None:
         hold_until: float | None = None  # when to stop waiting for jobs that are about to be ready
@@ -252,6 +267,8 @@ class BatchWorker:
                 self._leave(
                     job, "jobs_failed" if job.failed else "jobs_completed" if job.finished else "jobs_cancelled"
                 )
+            if self.fault is not None:  # an on_leave above hung and was declared dead meanwhile
+                return None
             if ready or not self._active:
                 return ready
 
@@ -294,17 +311,13 @@ class BatchWorker:
                 if job.steps == 0:
                     self.queue_wait.observe(now - job.submitted_at)
                 job.steps += 1
-            self._in_step = True
-            self._beat()
-            try:
-                self._step(batch)
-            except Exception as exc:  # a failed step fails its batch, never the worker
-                logger.exception("%s: step failed", self.name)
-                for job in batch:
-                    job.fail(as_tts_error(exc))
-            finally:
-                self._in_step = False
-                self._beat()
+            with self._engine_call():
+                try:
+                    self._step(batch)
+                except Exception as exc:  # a failed step fails its batch, never the worker
+                    logger.exception("%s: step failed", self.name)
+                    for job in batch:
+                        job.fail(as_tts_error(exc))
             if self.fault is not None:  # declared hung meanwhile: its jobs are failed, the lists are void
                 return
             for job in batch:

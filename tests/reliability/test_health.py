@@ -102,6 +102,23 @@ async def test_a_hung_step_is_caught_by_the_watchdog_and_its_jobs_fail():
         await engine.close()  # the released thread sees the fault and leaves without touching its jobs
 
 
+async def test_a_hung_on_leave_is_caught_by_the_watchdog_too():
+    engine = await loaded(watchdog_s=0.3)
+    gate = threading.Event()
+    engine.hooks["on_leave"] = lambda job: gate.wait(10)  # e.g. cache surgery that never returns
+    try:
+        leaving = engine.worker.submit({"i": 0, "n": 1})
+        assert len(await asyncio.wait_for(drain(leaving), 5)) == 1  # its audio is out; on_leave now hangs
+        waiting = engine.worker.submit({"i": 0, "n": 3})
+        await asyncio.sleep(0.5)
+        assert "no progress" in engine.health()
+        with pytest.raises(ServiceUnavailable):
+            await asyncio.wait_for(drain(waiting), 2)
+    finally:
+        gate.set()
+        await engine.close()
+
+
 def settings(**extra) -> Settings:
     return Settings(models=[MODEL], warmup=False, watchdog_s=0.4, engine_max_restarts=1, **extra)
 
