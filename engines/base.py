@@ -50,7 +50,11 @@ class OutputSpec:
 
     @property
     def pcm_encoding(self) -> ResponseEncoding:
-        """The PCM the container is built from: the request's encoding for raw, 16-bit for wav and mp3."""
+        """The PCM the container is built from: the request's encoding for raw, 16-bit for wav and mp3.
+
+        Together's spec applies ``response_encoding`` to raw only; every wav this server sends (built
+        here or by Cartesia) is 16-bit PCM.
+        """
         return self.encoding if self.format == "raw" else "pcm_s16le"
 
 

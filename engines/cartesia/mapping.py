@@ -73,7 +73,8 @@ def output_format(params: SessionParams) -> dict[str, Any]:
         return {"container": "raw", "encoding": output.pcm_encoding, "sample_rate": output.sample_rate}
     if output.format == "mp3":
         return {"container": "mp3", "sample_rate": output.sample_rate, "bit_rate": output.bit_rate}
-    return {"container": output.format, "encoding": output.encoding, "sample_rate": output.sample_rate}
+    # Together applies response_encoding to raw only: a wav is 16-bit, with or without timestamps.
+    return {"container": output.format, "encoding": output.pcm_encoding, "sample_rate": output.sample_rate}
 
 
 def build_tts_body(params: SessionParams, text: str, *, model_id: str, voice_id: str) -> dict[str, Any]:

@@ -100,9 +100,11 @@ def test_files_pass_through_with_their_content_type(base: str, fake: FakeCartesi
     assert r.status_code == 200 and r.headers["content-type"] == content_type
     parts = b"".join(audio_part(i) for i in range(3))
     # A streamed WAV announces unknown sizes; the buffered response carries the real ones.
-    assert r.content == (fix_wav_sizes(wav_header(22050, "pcm_f32le") + parts) if fmt == "wav" else parts)
+    assert r.content == (fix_wav_sizes(wav_header(22050, "pcm_s16le") + parts) if fmt == "wav" else parts)
     output = fake.tts_requests()[0].body["output_format"]
     assert output["container"] == fmt and output["sample_rate"] == 22050
+    # response_encoding is raw's only (Together's spec): a wav is 16-bit, as with word timestamps.
+    assert output.get("encoding") == {"raw": "pcm_f32le", "wav": "pcm_s16le", "mp3": None}[fmt]
     assert output.get("bit_rate") == (96000 if fmt == "mp3" else None)
 
 
