@@ -61,6 +61,10 @@ run() {
   timeout 240 python3 -m benchmarks.kokoro_bench --device cuda --concurrency 1,4,8,16,32 --requests 2 \
     --policies serial,batched --out "$out/kokoro-cuda.json" 2>&1 | tail -40 >"$out/kokoro-cuda.log" || true
 
+  # 2b. Kokoro with kokoro_compile (Inductor on CUDA; the first request compiles, the warmup takes it).
+  timeout 200 python3 -m benchmarks.kokoro_bench --device cuda --concurrency 1,8,32 --requests 2 \
+    --policies batched+compile --out "$out/kokoro-cuda-compile.json" 2>&1 | tail -30 >"$out/kokoro-cuda-compile.log" || true
+
   # 3. Orpheus: the 3B architecture (random bf16 weights), transformers backend with CUDA graphs.
   timeout 240 python3 -m benchmarks.orpheus_bench --device cuda --real-arch --backends transformers \
     --streams 1,8,32,64 --tokens 350 --max-model-len 1024 --cuda-graphs 2>&1 | tail -60 >"$out/orpheus-cuda.log" || true

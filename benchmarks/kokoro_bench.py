@@ -10,6 +10,8 @@ batched and serial figures are directly comparable.
         --concurrency 1,4,8 --policies serial,front,batched --wer ~/.cache/tts-realweights
     # GPU, random full-size weights with realistic durations (4 frames per phoneme):
     python -m benchmarks.kokoro_bench --device cuda --concurrency 1,4,8,16,32 --policies serial,batched
+    # kokoro_compile against eager, same run:
+    python -m benchmarks.kokoro_bench --concurrency 1,4 --policies front,front+compile
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(
             kokoro_source=str(weights),
             device=args.device,
-            kokoro_batch_policy=policy,
+            kokoro_batch_policy=policy.removesuffix("+compile"),
+            kokoro_compile=policy.endswith("+compile"),  # e.g. batched+compile: TTS_KOKORO_COMPILE
             max_batch_size=max(levels),
             max_queue_size=max(64, 2 * max(levels)),
             max_wait_ms=args.max_wait_ms,
@@ -194,7 +197,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, help="Kokoro directory in the HF layout (default: random weights)")
     parser.add_argument("--voice", default="af_heart")
     parser.add_argument("--concurrency", default="1,4,8,16,32")
-    parser.add_argument("--policies", default="serial,front,batched")
+    parser.add_argument(
+        "--policies", default="serial,front,batched", help="serial, front, batched; a +compile suffix: kokoro_compile"
+    )
     parser.add_argument("--requests", type=int, default=2, help="requests per stream, one after another")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU")

@@ -21,6 +21,7 @@ Usage::
     audio = batched.decode(prosody, [item.generator for item in items])
 
 ``decode`` also takes a single item: on CPU the decoder is compute-bound already at batch 1.
+``BatchedKokoro(kmodel, compile=True)`` compiles the vocoder's resblocks (see ``compiled.py``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engines.kokoro.batched_norm import TimeMask, adain_res_blk, packed_lstm, pad_stack
+from engines.kokoro.batched_norm import TimeMask, adain_res_blk, adain_res_block1, packed_lstm, pad_stack
 from engines.kokoro.batched_vocoder import decode_batch
+from engines.kokoro.compiled import CompiledResblock
 
 if TYPE_CHECKING:
     from kokoro import KModel
@@ -61,8 +63,14 @@ class Prosody:
 class BatchedKokoro:
     """Batched inference over ``model`` (a ``kokoro.KModel`` in eval mode); holds no weights of its own."""
 
-    def __init__(self, model: KModel) -> None:
+    def __init__(self, model: KModel, *, compile: bool = False) -> None:
         self.model = model
+        self.resblock = CompiledResblock() if compile else None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether decoding runs compiled (False once a compile failure fell back to eager)."""
+        return self.resblock is not None and self.resblock.active
 
     @property
     def device(self) -> torch.device:
@@ -144,9 +152,9 @@ class BatchedKokoro:
         frames = [p.frames for p in prosody]
         asr = pad_stack([p.asr for p in prosody], max(frames))
         style = torch.stack([p.style for p in prosody])
-        audio = decode_batch(
-            self.model.decoder, asr, [p.f0 for p in prosody], [p.n for p in prosody], style, frames, generators
-        )
+        f0, n = [p.f0 for p in prosody], [p.n for p in prosody]
+        resblock = self.resblock or adain_res_block1
+        audio = decode_batch(self.model.decoder, asr, f0, n, style, frames, generators, resblock)
         samples_per_frame = self.samples_per_frame
         for wave, count in zip(audio, frames):
             if wave.shape[-1] != samples_per_frame * count:

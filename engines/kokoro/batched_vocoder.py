@@ -9,13 +9,15 @@ interpolations and cumsum, and its random draws from the item's own generator), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from engines.kokoro.batched_norm import TimeMask, adain_res_blk, adain_res_block1, pad_stack
+
+Resblock = Callable[[nn.Module, torch.Tensor, torch.Tensor, TimeMask], torch.Tensor]
 
 
 def decode_batch(
@@ -26,11 +28,13 @@ def decode_batch(
     style: torch.Tensor,
     frames: Sequence[int],
     generators: Sequence[torch.Generator],
+    resblock: Resblock = adain_res_block1,
 ) -> list[torch.Tensor]:
     """``kokoro.istftnet.Decoder.forward`` for B items.
 
     asr: ``[B, C, F]`` zero beyond each item's frames; f0_curves / n_curves: per item ``[2 * frames]``;
-    style: ``[B, 128]``. Returns each item's audio, 1-D, on the decoder's device.
+    style: ``[B, 128]``; ``resblock`` runs the generator's Snake resblocks (``compiled.CompiledResblock``
+    compiles them). Returns each item's audio, 1-D, on the decoder's device.
     """
     width = asr.shape[-1]
     frame_mask = TimeMask.build(frames, width, asr.device)
@@ -48,7 +52,7 @@ def decode_batch(
         x, mask = adain_res_blk(block, x, style, mask)
         if block.upsample_type != "none":
             concat_residual = False
-    return generate_batch(decoder.generator, x, mask, style, f0_curves, generators)
+    return generate_batch(decoder.generator, x, mask, style, f0_curves, generators, resblock)
 
 
 def generate_batch(
@@ -58,6 +62,7 @@ def generate_batch(
     style: torch.Tensor,
     f0_curves: Sequence[torch.Tensor],
     generators: Sequence[torch.Generator],
+    resblock: Resblock = adain_res_block1,
 ) -> list[torch.Tensor]:
     """``kokoro.istftnet.Generator.forward`` for B items (``x``: ``[B, 512, 2F]``, zero-padded)."""
     harmonics = [harmonic_features(generator, f0, rng) for f0, rng in zip(f0_curves, generators)]
@@ -68,7 +73,7 @@ def generate_batch(
         x = F.leaky_relu(x, negative_slope=0.1)
         source_mask = har_mask.after(generator.noise_convs[i])
         x_source = source_mask.apply_(generator.noise_convs[i](har))
-        x_source = adain_res_block1(generator.noise_res[i], x_source, style, source_mask)
+        x_source = resblock(generator.noise_res[i], x_source, style, source_mask)
         mask = mask.after(generator.ups[i])
         x = mask.apply_(generator.ups[i](x))
         if i == generator.num_upsamples - 1:
@@ -82,7 +87,7 @@ def generate_batch(
         x = x + x_source
         xs = None
         for j in range(generator.num_kernels):
-            out = adain_res_block1(generator.resblocks[i * generator.num_kernels + j], x, style, mask)
+            out = resblock(generator.resblocks[i * generator.num_kernels + j], x, style, mask)
             xs = out if xs is None else xs + out
         x = xs / generator.num_kernels
     x = generator.conv_post(F.leaky_relu(x))

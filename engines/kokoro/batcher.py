@@ -285,6 +285,9 @@ class KokoroBatcher:
             for key in ("front_batch_histogram", "decoder_batch_histogram"):
                 stats[key] = dict(sorted(self._stats[key].items()))
         stats["policy"] = self.policy
+        stats["compiled"] = self.forward.compiled
+        if self.forward.resblock is not None and self.forward.resblock.fallback_reason:
+            stats["compile_fallback"] = self.forward.resblock.fallback_reason
         stats["token_efficiency"] = (
             round(stats["real_tokens"] / stats["padded_tokens"], 3) if stats["padded_tokens"] else None
         )

@@ -74,7 +74,7 @@ class KokoroEngine(Engine):
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
         self.batcher = KokoroBatcher(
-            BatchedKokoro(self._model),
+            BatchedKokoro(self._model, compile=self.settings.kokoro_compile),
             self._device,
             policy=policy,
             max_batch_tokens=self.settings.kokoro_max_batch_tokens,

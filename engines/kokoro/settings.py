@@ -31,6 +31,12 @@ class KokoroSettings(LocalEngineSettings):
         description="Resample and encode audio on the model's device before one host copy per batch; auto = on "
         "CUDA only (on a CPU the server's soxr path is faster).",
     )
+    kokoro_compile: bool = Field(
+        False,
+        description="torch.compile the vocoder's Snake resblocks, the decoder's memory-bound part (dynamic shapes: "
+        "one graph per block type for every batch size and length). The first request compiles (about two minutes "
+        "on a small CPU); a compiler failure falls back to eager and shows in /stats as compile_fallback.",
+    )
     kokoro_max_phonemes_per_char: float = Field(
         3.0,
         gt=0,

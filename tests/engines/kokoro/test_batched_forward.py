@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -219,3 +220,24 @@ def test_generator_seed_decides_the_noise_and_global_rng_is_untouched(batched, v
     assert torch.equal(torch.get_rng_state(), rng_state)
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_compiled_decode_matches_eager_voiced_batched_and_alone(model, batched, voices):
+    """``kokoro_compile``: Inductor-compiled resblocks give the eager audio, padded in a batch or alone."""
+    compiled = BatchedKokoro(model, compile=True)
+    specs = [Spec(9, "af_bella", 0.8, 4), Spec(25, "af_heart", 1.7, 1), Spec(5, "jf_alpha", 1.0, 1)]
+    with voiced(model):
+        prosody: list[Prosody] = batched.front([item_for(model, voices, spec) for spec in specs])
+
+    def generators():
+        return [torch.Generator().manual_seed(spec.noise_seed) for spec in specs]
+
+    eager = batched.decode(prosody, generators())
+    for audio in (
+        compiled.decode(prosody, generators()),
+        [compiled.decode([p], [g])[0] for p, g in zip(prosody, generators())],
+    ):
+        for spec, got, expected in zip(specs, audio, eager):
+            assert max_inner_diff(got, expected) <= TOLERANCE, spec
+    has_compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    assert compiled.compiled == bool(has_compiler), compiled.resblock.fallback_reason  # else it fell back cleanly

@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 import pytest
+import torch
 
 from engines.base import SynthesisRequest
 from engines.kokoro.batcher import Work, buckets
@@ -81,3 +82,22 @@ def test_buckets_group_similar_lengths_within_the_budget():
     assert buckets(work, 1000, key=lambda w: w.item.tokens)[0] == groups[0][:2]  # the budget splits it
     tight = buckets(work, 500, key=lambda w: w.item.tokens)
     assert all(len(g) * max(w.item.tokens for w in g) <= 500 for g in tight) and sum(map(len, tight)) == 6
+
+
+async def test_kokoro_compile_routes_the_vocoder_resblocks_through_torch_compile(make_kokoro, monkeypatch):
+    """The setting's wiring; Inductor itself is checked against eager in test_batched_forward.py."""
+    calls = []
+
+    def recording_compile(fn, **options):
+        def compiled(*args):
+            calls.append(options)
+            return fn(*args)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    engine = await make_kokoro(kokoro_compile=True, kokoro_batch_policy="batched")
+    plain = await make_kokoro(kokoro_batch_policy="batched")
+    assert_close(await speak(engine, **CASES[0]), await speak(plain, **CASES[0]))
+    assert calls and all(options == {"dynamic": True} for options in calls)
+    assert engine.stats()["compiled"] is True and plain.stats()["compiled"] is False
