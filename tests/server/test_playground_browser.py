@@ -113,7 +113,12 @@ def page(browser, server):
 
 @pytest.fixture(scope="module")
 def spoken(page, tmp_path_factory):
-    """Speak once with a two-voice mix; the stats after the stream ends, and a screenshot."""
+    """Speak once with a two-voice mix; the stats after the stream ends, and a screenshot.
+
+    Sets every control it relies on, so it does not depend on what earlier tests left on the page.
+    """
+    page.select_option("#voice", "af_heart")
+    page.fill("#seed", "")
     page.fill("#text", TEXT)
     page.check("#mix-on")
     page.fill("#mix-weight", "0.7")

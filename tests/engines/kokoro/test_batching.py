@@ -39,6 +39,7 @@ async def test_concurrent_requests_share_their_first_step_and_match_solo(make_ko
     assert sum(v for k, v in fronts.items() if int(k) > 1) >= 1  # a real batched forward, not a round-robin
     if policy == "batched":
         assert max(int(k) for k in after["decoder_batch_histogram"]) > 1
+        assert 0 < after["frame_efficiency"] < 1  # padded decoder batches of different lengths
     else:  # the CPU policy: decoder one item at a time
         assert set(after["decoder_batch_histogram"]) == {1}
     assert 0 < after["token_efficiency"] <= 1

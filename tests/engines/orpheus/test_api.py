@@ -48,6 +48,16 @@ def test_raw_encodings_carry_the_same_audio(server):
     assert np.abs(f32 - s16 / 32768.0).max() < 2e-4  # same seed, same audio, 16-bit rounding apart
     mulaw = speech(server, response_format="raw", response_encoding="pcm_mulaw").content
     assert len(mulaw) == FRAMES * FRAME
+    # No response_encoding: 16-bit, as hosted Together answers Orpheus (raw and streamed alike).
+    assert speech(server, response_format="raw").content == s16.tobytes()
+    streamed = httpx.post(
+        f"{server}/v1/audio/speech",
+        json={"model": ORPHEUS_MODEL, "input": "Hello there.", "voice": "tara", "seed": 1, "stream": True}
+        | {"response_format": "raw"},
+        timeout=120,
+    )
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
+    assert b"".join(base64.b64decode(e["b64"]) for e in events if "b64" in e) == s16.tobytes()
 
 
 def test_per_request_sampling_overrides_and_alias(server):
