@@ -21,7 +21,7 @@ Usage::
     audio = batched.decode(prosody, [item.generator for item in items])
 
 ``decode`` also takes a single item: on CPU the decoder is compute-bound already at batch 1.
-``BatchedKokoro(kmodel, compile=True)`` compiles the vocoder's resblocks (see ``compiled.py``).
+``BatchedKokoro(kmodel, compile=True)`` compiles the vocoder's resblocks (``engines/compiled.py``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from engines.compiled import CompiledFn
 from engines.kokoro.batched_norm import TimeMask, adain_res_blk, adain_res_block1, packed_lstm, pad_stack
 from engines.kokoro.batched_vocoder import decode_batch
-from engines.kokoro.compiled import CompiledResblock
 
 if TYPE_CHECKING:
     from kokoro import KModel
@@ -65,12 +65,35 @@ class BatchedKokoro:
 
     def __init__(self, model: KModel, *, compile: bool = False) -> None:
         self.model = model
-        self.resblock = CompiledResblock() if compile else None
+        # The vocoder's Snake resblocks: the decoder's memory-bound part (see engines/compiled.py).
+        self.resblock = CompiledFn(adain_res_block1, "Kokoro vocoder resblocks") if compile else None
 
     @property
     def compiled(self) -> bool:
         """Whether decoding runs compiled (False once a compile failure fell back to eager)."""
         return self.resblock is not None and self.resblock.active
+
+    def compile_now(self) -> None:
+        """With ``compile``: compile the decoder's graphs now (at load), not in a request's step.
+
+        One item (unpadded: the kokoro modules as they are) and two of different lengths (the masked
+        path) cover every later shape, since the graphs are dynamic beyond batch size 1.
+        """
+        if self.resblock is None:
+            return
+        width = self.model.decoder.asr_res[0].in_channels
+
+        def item(frames: int) -> Prosody:
+            zeros = torch.zeros(2 * frames, device=self.device)
+            asr = torch.zeros(width, frames, device=self.device)
+            style = torch.zeros(STYLE_DIM, device=self.device)
+            return Prosody(torch.ones(frames, dtype=torch.long), frames, asr, zeros, zeros, style)
+
+        def generators(count: int) -> list[torch.Generator]:
+            return [torch.Generator(self.device).manual_seed(0) for _ in range(count)]
+
+        self.decode([item(12)], generators(1))
+        self.decode([item(12), item(7)], generators(2))
 
     @property
     def device(self) -> torch.device:

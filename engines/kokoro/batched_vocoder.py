@@ -33,7 +33,7 @@ def decode_batch(
     """``kokoro.istftnet.Decoder.forward`` for B items.
 
     asr: ``[B, C, F]`` zero beyond each item's frames; f0_curves / n_curves: per item ``[2 * frames]``;
-    style: ``[B, 128]``; ``resblock`` runs the generator's Snake resblocks (``compiled.CompiledResblock``
+    style: ``[B, 128]``; ``resblock`` runs the generator's Snake resblocks (``engines.compiled.CompiledFn``
     compiles them). Returns each item's audio, 1-D, on the decoder's device.
     """
     width = asr.shape[-1]

@@ -73,8 +73,11 @@ class KokoroEngine(Engine):
         policy = self.settings.kokoro_batch_policy
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
+        forward = BatchedKokoro(self._model, compile=self.settings.kokoro_compile)
+        # Compiling takes minutes on a CPU: now, before the worker (and its watchdog) runs a step.
+        await asyncio.to_thread(forward.compile_now)
         self.batcher = KokoroBatcher(
-            BatchedKokoro(self._model, compile=self.settings.kokoro_compile),
+            forward,
             self._device,
             policy=policy,
             max_batch_tokens=self.settings.kokoro_max_batch_tokens,

@@ -34,8 +34,8 @@ class KokoroSettings(LocalEngineSettings):
     kokoro_compile: bool = Field(
         False,
         description="torch.compile the vocoder's Snake resblocks, the decoder's memory-bound part (dynamic shapes: "
-        "one graph per block type for every batch size and length). The first request compiles (about two minutes "
-        "on a small CPU); a compiler failure falls back to eager and shows in /stats as compile_fallback.",
+        "one graph per block type for every batch size and length), at load, before the model is ready (about two "
+        "minutes on a small CPU); a compiler failure falls back to eager and shows in /stats as compile_fallback.",
     )
     kokoro_max_phonemes_per_char: float = Field(
         3.0,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engines.compiled import CompiledFn
 from engines.orpheus.sampling import derive_seed
 from engines.orpheus.tokens import SAMPLES_PER_FRAME, frames_to_codebooks
 
@@ -25,10 +26,14 @@ from engines.orpheus.tokens import SAMPLES_PER_FRAME, frames_to_codebooks
 class PositionalNoise(nn.Module):
     """Drop-in for ``snac.layers.NoiseBlock`` whose noise is set by :class:`SnacCodec` per call."""
 
+    noise: torch.Tensor | None
+
     def __init__(self, linear: nn.Module) -> None:
         super().__init__()
         self.linear = linear  # same attribute name as NoiseBlock: the state dict keys are unchanged
-        self.noise: torch.Tensor | None = None
+        # A buffer, not a plain attribute: a compiled decode (orpheus_codec_compile) then takes each
+        # call's noise as an input instead of recompiling for every new tensor. Not in the state dict.
+        self.register_buffer("noise", None, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.noise is None or self.noise.shape[0] != x.shape[0] or self.noise.shape[2] != x.shape[2]:
@@ -48,12 +53,23 @@ class Window:
 class SnacCodec:
     """Owns the SNAC model; decodes batches of windows (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, device: torch.device | str) -> None:
+    def __init__(self, model: nn.Module, device: torch.device | str, *, compile: bool = False) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self._noise_blocks: list[PositionalNoise] = []
         self._samples_per_frame: list[int] = []  # noise resolution of each block, per frame
         self._install_noise()
+        # orpheus_codec_compile: Inductor fuses the Snake activations and noise blocks between the
+        # transposed convolutions; one dynamic-shape graph for every window length and batch size.
+        self.compiled = CompiledFn(self.model.decode, "SNAC decoder") if compile else None
+
+    def compile_now(self) -> None:
+        """With ``compile``: compile now (at load) for one window and for a batch, not in a request's decode."""
+        if self.compiled is None:
+            return
+        window = Window(np.zeros((4, 7), dtype=np.int64), start=0, noise_seed=0)
+        self.decode([window])
+        self.decode([window, window])
 
     def _install_noise(self) -> None:
         from snac.layers import DecoderBlock, NoiseBlock
@@ -110,7 +126,7 @@ class SnacCodec:
         for block, module in enumerate(self._noise_blocks):
             module.noise = torch.stack([n[block] for n in noises])[:, None, :].to(self.device)
         try:
-            audio = self.model.decode(codes)
+            audio = (self.compiled or self.model.decode)(codes)
         finally:
             for module in self._noise_blocks:
                 module.noise = None

@@ -144,6 +144,9 @@ class CodecStage:
         stats["codec_queue_wait_seconds"] = round(stats["codec_queue_wait_seconds"], 3)
         stats["codec_queued"] = len(self._queue)
         stats["codec_batching"] = self.batching
+        stats["codec_compiled"] = self.codec.compiled is not None and self.codec.compiled.active
+        if self.codec.compiled is not None and self.codec.compiled.fallback_reason:
+            stats["codec_compile_fallback"] = self.codec.compiled.fallback_reason
         stats["codec_windows_per_call_histogram"] = self.windows_per_call.snapshot()
         return stats
 

@@ -72,7 +72,8 @@ class OrpheusEngine(Engine):
         load = loader.load_for_vllm if self.backend == "vllm" else loader.load_all
         parts = await asyncio.to_thread(load, s)
         self.components = parts
-        codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device)
+        codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device, compile=s.orpheus_codec_compile)
+        await asyncio.to_thread(codec.compile_now)  # minutes on a CPU: before any request or watchdog
         self._codec = CodecStage(
             codec,
             max_batch=resolve_batching(s.orpheus_codec_batching, parts.device, s.orpheus_codec_max_batch),

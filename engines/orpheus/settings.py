@@ -70,6 +70,11 @@ class OrpheusSettings(LocalEngineSettings):
         description="Decode SNAC windows of several streams in one call: auto = up to codec_max_batch on CUDA, "
         "up to 4 on CPU (measured: benchmarks/results/orpheus-cpu-tiny.md).",
     )
+    orpheus_codec_compile: bool = Field(
+        False,
+        description="torch.compile SNAC's decoder (dynamic shapes: one graph for every window length and batch "
+        "size), at load; a compiler failure falls back to eager and shows in /stats as codec_compile_fallback.",
+    )
     orpheus_codec_max_batch: int = Field(32, ge=1, description="Most SNAC windows one codec batch takes.")
     orpheus_codec_wait_ms: float = Field(
         2.0, ge=0.0, description="How long the codec stage waits for more windows before decoding a batch."

@@ -41,3 +41,27 @@ async def test_without_batching_each_call_decodes_one_window(make_engine):
 def test_batch_size_follows_the_device_unless_forced():
     assert resolve_batching("auto", "cuda:0", 32) == 32 and resolve_batching("auto", "cpu", 32) == 4
     assert resolve_batching("on", "cpu", 32) == 32 and resolve_batching("off", "cuda", 32) == 1
+
+
+async def test_orpheus_codec_compile_routes_snac_through_torch_compile(make_engine, monkeypatch):
+    """The setting's wiring; Inductor itself is checked against eager in test_snac_stream.py."""
+    import torch
+
+    calls = []
+
+    def recording_compile(fn, **options):
+        def compiled(*args):
+            calls.append(options)
+            return fn(*args)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    engine = await make_engine(orpheus_codec_compile=True)
+    compiled_at_load = len(calls)
+    plain = await make_engine()
+    assert compiled_at_load >= 2  # compile_now: one window, then a batch of two, before any request
+    with_compile = await synthesize(engine, seed=3, max_tokens=35)
+    assert len(calls) > compiled_at_load and all(options == {"dynamic": True} for options in calls)
+    assert (with_compile == await synthesize(plain, seed=3, max_tokens=35)).all()
+    assert engine.stats()["codec_compiled"] is True and plain.stats()["codec_compiled"] is False

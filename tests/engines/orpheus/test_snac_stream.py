@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.orpheus.codec import Window
+from engines.orpheus.codec import SnacCodec, Window
 from engines.orpheus.requests import Segment
 from engines.orpheus.snac_stream import StreamWindows, WindowConfig
 from engines.orpheus.tokens import SAMPLES_PER_FRAME
@@ -119,3 +119,18 @@ def test_tokens_to_audio_matches_full_decode_and_invalid_code_loses_one_frame(sn
     streamed = np.concatenate(chunks)
     assert streamed.shape == (5 * SAMPLES_PER_FRAME,)
     assert np.abs(streamed - full_decode(snac_codec, kept)).max() < 1e-5
+
+
+def test_compiled_codec_decodes_what_eager_does(orpheus_parts, snac_codec):
+    """``orpheus_codec_compile``: SNAC through Inductor, batched and alone, every window length."""
+    import shutil
+
+    compiled = SnacCodec(orpheus_parts.snac, "cpu", compile=True)  # a second codec over the same model
+    compiled.compile_now()
+    windows = [Window(random_frames(5, seed=s), start=s, noise_seed=s) for s in range(3)]
+    windows += [Window(random_frames(2, seed=7), start=0, noise_seed=7), Window(random_frames(9, seed=8), 4, 8)]
+    for got, expected in zip(compiled.decode(windows), snac_codec.decode(windows)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    has_compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    assert compiled.compiled.active == bool(has_compiler), compiled.compiled.fallback_reason
