@@ -92,7 +92,11 @@ class CartesiaRealtimeSession(EngineSession):
             await self._socket.send(self._body(context, "", last=True))
             context = None
         if context is None:
-            context = self._context = await self._socket.open_context()
+            try:
+                context = self._context = await self._socket.open_context()
+            except UpstreamError:  # Cartesia unreachable or refusing: an upstream error, as on HTTP
+                self._engine.count("upstream_errors")
+                raise
             self._engine.count("websocket_contexts")
             self._opened.append(context)
             self._contexts.put_nowait(context)
@@ -100,6 +104,7 @@ class CartesiaRealtimeSession(EngineSession):
         text = f" {piece}" if piece and self._sent_text else piece
         self._sent_text = self._sent_text or bool(piece)
         context.text_sent_at = time.monotonic()
+        context.first_text_at = context.first_text_at or context.text_sent_at
         await self._socket.send(self._body(context, text, last=last))
 
     def _body(self, context: Context, text: str, *, last: bool) -> dict[str, Any]:
@@ -123,6 +128,9 @@ class CartesiaRealtimeSession(EngineSession):
                     kind = reply.get("type")
                     if kind == "chunk":
                         audio = _decode(reply.get("data"))
+                        if audio and not context.answered:  # upstream latency: first text -> first audio
+                            context.answered = True
+                            self._engine.upstream_latency.observe(time.monotonic() - context.first_text_at)
                         if audio:
                             self._engine.count("chunks")
                             self._engine.count("bytes", len(audio))

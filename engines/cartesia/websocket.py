@@ -47,6 +47,8 @@ class Context:
         self.id = context_id
         self.replies: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
         self.text_sent_at = 0.0
+        self.first_text_at = 0.0  # when its first text went out (upstream latency runs from here)
+        self.answered = False  # its first audio has arrived
         self.audio_at = 0.0  # monotonic time of the last audio chunk
         self.retired = False  # ended by us because it went quiet (an error from it then means "expired")
 

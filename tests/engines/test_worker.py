@@ -1,5 +1,6 @@
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -53,6 +54,26 @@ async def test_concurrent_jobs_share_steps():
         assert stats["max_batch_size_seen"] == 3 and stats["jobs_completed"] == 3
     finally:
         await worker.stop()
+
+
+async def test_a_lone_request_waits_for_company_at_most_max_wait_ms():
+    """A fresh batch waits up to max_wait_ms for more jobs, never longer; a full batch does not wait."""
+    step = Counter()
+    worker = make(step, max_batch_size=2, max_wait_ms=400)
+    try:
+        started = time.monotonic()
+        assert await drain(worker.submit({"name": "lone", "i": 0, "n": 1})) == [1]
+        lone_s = time.monotonic() - started
+        started = time.monotonic()
+        pair = [worker.submit({"name": f"p{k}", "i": 0, "n": 1}) for k in range(2)]
+        assert await asyncio.gather(*(drain(j) for j in pair)) == [[1], [1]]
+        pair_s = time.monotonic() - started
+    finally:
+        await worker.stop()
+    # Bounds with room for a loaded machine: the lone job waited about the 0.4 s, not for ever; the
+    # pair filled the batch (max_batch_size=2) and so did not wait for the deadline.
+    assert 0.35 <= lone_s < 0.4 + 2.0, lone_s
+    assert pair_s < lone_s and step.batches[-1] == ["p0", "p1"], (pair_s, step.batches)
 
 
 async def test_batch_size_is_bounded_and_late_jobs_join_at_step_boundaries():

@@ -6,10 +6,12 @@ import asyncio
 import base64
 import json
 
+import pytest
 import websockets
 
 from engines.base import EncodedPcm, OutputSpec, SessionEnd, SessionParams, WordTimings
 from engines.cartesia.engine import CartesiaEngine
+from engines.errors import UpstreamError
 from server.app import create_app
 from tests.engines.cartesia.conftest import settings_for
 from tests.engines.cartesia.fake_cartesia import API_KEY, FakeCartesia
@@ -73,6 +75,17 @@ async def test_sentences_reach_cartesia_as_they_arrive(engine: CartesiaEngine, f
     handshake = fake.websocket.handshakes[-1]
     assert handshake["x-api-key"] == API_KEY and handshake["cartesia-version"] == "2026-03-01"
     assert engine.stats()["websocket_contexts"] == 1
+    # Upstream latency counts on this path too: first text out -> first audio back, once per context.
+    assert engine.stats()["upstream_latency_seconds"]["count"] == 1
+
+
+async def test_a_refused_websocket_counts_as_an_upstream_error(make_engine, fake: FakeCartesia) -> None:
+    engine = await make_engine(cartesia_version="1999-01-01")  # Cartesia refuses the handshake (the fake: 403)
+    session = await engine.open_session(realtime_params())
+    with pytest.raises(UpstreamError):
+        await session.feed("Hello there. ")
+    await session.close()
+    assert engine.stats()["upstream_errors"] == 1 and engine.stats()["websocket_contexts"] == 0
 
 
 async def test_clear_drops_text_not_yet_sent(engine: CartesiaEngine, fake: FakeCartesia) -> None:
