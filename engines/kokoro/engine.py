@@ -88,7 +88,7 @@ class KokoroEngine(Engine):
         self._worker = BatchWorker(
             "kokoro",
             self.batcher.step,
-            max_batch_size=self.settings.max_batch_size,
+            max_batch_size=self.settings.resolved_max_batch_size(device),
             max_wait_ms=self.settings.max_wait_ms,
             max_queue_size=self.settings.max_queue_size,
             # A request whose reader lags (see BatchWorker) sits out until it catches up.

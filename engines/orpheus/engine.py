@@ -93,7 +93,7 @@ class OrpheusEngine(Engine):
             parts.model,
             parts.tokenizer,
             self._codec,
-            max_rows=s.max_batch_size,
+            max_rows=s.resolved_max_batch_size(str(parts.device)),
             parallel_segments=s.orpheus_parallel_segments,
             max_len=s.orpheus_max_model_len,
             cuda_graphs=s.orpheus_cuda_graphs,
@@ -101,7 +101,7 @@ class OrpheusEngine(Engine):
         worker = BatchWorker(
             "orpheus",
             self._scheduler.step,
-            max_batch_size=s.max_batch_size,
+            max_batch_size=s.resolved_max_batch_size(str(parts.device)),
             max_wait_ms=s.max_wait_ms,
             max_queue_size=s.max_queue_size,
             on_leave=self._scheduler.release,
