@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import importlib
 import re
+import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from engines.errors import ModelNotFound
 
@@ -74,6 +75,21 @@ def engine_class(name: str) -> tuple[str, type[Engine]]:
 def settings_sections() -> tuple[type[BaseModel], ...]:
     """Every engine's settings class, for the server to compose into its own settings."""
     return tuple(_load(spec.settings) for spec in ENGINES)
+
+
+def settings_of(name: str, settings: BaseModel) -> dict[str, Any]:
+    """The values of ``name``'s settings section within ``settings``, secrets left out (for /stats,
+    so a benchmark of a running server records how it was configured)."""
+    try:
+        section = _load(resolve(name).settings)
+    except ModelNotFound:  # an engine the registry does not list (injected by an embedding app)
+        return {}
+    public = {
+        field
+        for field, info in section.model_fields.items()
+        if info.annotation is not SecretStr and SecretStr not in typing.get_args(info.annotation)
+    }
+    return settings.model_dump(mode="json", include=public)
 
 
 def create_engine(name: str, settings: BaseModel) -> Engine:

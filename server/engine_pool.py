@@ -162,6 +162,11 @@ class EnginePool:
 
     def stats(self) -> dict[str, Any]:
         return {
-            name: {"status": self.status[name], "restarts": self.restarts[name], **engine.stats()}
+            name: {
+                "status": self.status[name],
+                "restarts": self.restarts[name],
+                **engine.stats(),
+                "settings": registry.settings_of(name, self.settings),
+            }
             for name, engine in self.engines.items()
         }

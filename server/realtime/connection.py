@@ -63,6 +63,7 @@ class RealtimeConnection:
         self._open: list[Item] = []  # items whose audio is not finished: closed on disconnect
         self._current: Item | None = None  # the item appends go to
         self._count = 0
+        self._ended = False  # the final tts.failed (a limit, shutdown) is sent: nothing follows it
         self._last_activity = asyncio.get_running_loop().time()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -86,13 +87,16 @@ class RealtimeConnection:
             for item in self._open:
                 await item.session.close()
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: dict[str, Any], *, final: bool = False) -> None:
         async with self._send_lock:  # the reader, the pump and the watchdog all send
+            if self._ended:  # a session-ending error went out: it stays the last event
+                return
+            self._ended = final
             await self.ws.send_text(json.dumps(event, separators=(",", ":")))
         self._touch()
 
-    async def fail(self, error: TTSError, item_id: str | None = None) -> None:
-        await self.send(events.tts_failed(error, item_id))
+    async def fail(self, error: TTSError, item_id: str | None = None, *, final: bool = False) -> None:
+        await self.send(events.tts_failed(error, item_id), final=final)
 
     def _touch(self) -> None:
         self._last_activity = asyncio.get_running_loop().time()
@@ -276,7 +280,7 @@ class RealtimeConnection:
         # the send lock, so the farewell and the close get a bounded wait each and never block the exit.
         for item in list(self._open):
             await item.session.close()
-        for farewell in (self.fail(error), self.ws.close(code=1000, reason=error.code)):
+        for farewell in (self.fail(error, final=True), self.ws.close(code=1000, reason=error.code)):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(farewell, FAREWELL_TIMEOUT_S)
 

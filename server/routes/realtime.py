@@ -39,7 +39,11 @@ async def speech_websocket(websocket: WebSocket) -> None:
     try:
         require_api_key_or_query(websocket)
         if websocket.app.state.drain.draining:
-            raise ServiceUnavailable("The server is shutting down; connect to another replica.", retry_after="1")
+            raise ServiceUnavailable(
+                "The server is shutting down; connect to another replica.",
+                code="server_shutting_down",  # as HTTP requests get while draining (server/request_log.py)
+                retry_after="1",
+            )
         options = options_from_query(websocket)
         engine = service.pool.get_ready(options.model)
         await validate(service, engine, options)

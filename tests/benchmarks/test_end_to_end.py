@@ -29,13 +29,15 @@ def test_one_target_every_output_file(tmp_path, bench_kokoro_server, tiny_texts,
         assert 0 < r["ttfb_s"] <= r["ttfa_s"] <= r["ttlb_s"] and r["audio_s"] > 0.1
         assert r["rtf"] == r["ttlb_s"] / r["audio_s"] and r["audio_bytes"] == round(r["audio_s"] * 24000) * 2
     assert [lv["level"] for lv in run["levels"]] == [1.0, 2.0]
-    assert run["targets"][0]["server"]["kind"] in ("metrics", "stats")  # /metrics where the server has it
+    assert run["targets"][0]["server"]["kind"] == "metrics"  # this server has /metrics (and /stats)
+    # How the server under test was configured, read from it (not only when the bench launched it).
+    assert run["targets"][0]["server"]["stats"]["hexgrad/Kokoro-82M"]["settings"]["kokoro_batch_policy"]
     assert run["targets"][0]["server"]["ready"]["status"] == "ready"
     server_view = run["levels"][1]["server_view"]
     view = server_view["models"]["hexgrad/Kokoro-82M"]
     assert view["jobs_completed"] == 2 and view["mean_step_batch"] >= 1 and "max_queued" in view
-    if server_view["source"] == "metrics":
-        assert server_view["metrics_headline"]["hexgrad/Kokoro-82M"]["mean_batch"] >= 1
+    assert server_view["source"] == "metrics"
+    assert server_view["metrics_headline"]["hexgrad/Kokoro-82M"]["mean_batch"] >= 1
     assert run["git"]["commit"] and run["hardware"]["cores"] >= 1
     rows = list(csv.DictReader((out / "requests.csv").open()))
     assert len(rows) == 5
@@ -56,7 +58,7 @@ def test_two_targets_side_by_side(tmp_path, bench_kokoro_server, fake_speech_ser
     )  # fmt: skip
     by_name = {t["name"]: t for t in run["targets"]}
     assert list(by_name) == ["kokoro-wav", "fake-openai", "fake-sse", "fake-ws"]
-    assert by_name["kokoro-wav"]["server"]["kind"] in ("metrics", "stats")
+    assert by_name["kokoro-wav"]["server"]["kind"] == "metrics"
     assert by_name["fake-openai"]["server"]["kind"] == "metrics"
     for level in run["levels"]:
         assert level["requests"] == 2

@@ -15,3 +15,13 @@ def test_an_explicit_batch_size_wins_everywhere(monkeypatch):
     assert LocalEngineSettings(max_batch_size=4).resolved_max_batch_size("cuda") == 4
     monkeypatch.setenv("TTS_MAX_BATCH_SIZE", "16")
     assert Settings().resolved_max_batch_size("cpu") == 16
+
+
+def test_a_models_settings_section_for_stats_leaves_secrets_out():
+    from engines import registry
+
+    settings = Settings(CARTESIA_API_KEY="sk_car_secret", cartesia_model_id="sonic-2")
+    shown = registry.settings_of("cartesia/sonic-2", settings)
+    assert shown["cartesia_model_id"] == "sonic-2" and "cartesia_api_key" not in shown
+    assert "sk_car_secret" not in str(shown) and "max_batch_size" not in shown  # a proxy: no local scheduling
+    assert registry.settings_of("acme/not-listed", settings) == {}

@@ -135,6 +135,17 @@ def test_probes_docs_and_metrics_need_no_key(server):
     assert httpx.get(f"{server}/stats", headers=AUTH).status_code == 200
 
 
+def test_stats_show_each_models_settings_without_secrets():
+    """How a running server is configured, for benchmarks of it; keys never appear."""
+    settings = Settings(models=[MODEL], api_keys=KEY, warmup=False, max_wait_ms=7.5, CARTESIA_API_KEY="sk_car_secret")
+    with serve_app(create_app(settings, engines={MODEL: FakeEngine()})) as base:
+        response = httpx.get(f"{base}/stats", headers=AUTH)
+    shown = response.json()[MODEL]["settings"]
+    assert shown["max_wait_ms"] == 7.5 and shown["kokoro_batch_policy"] == "auto" and shown["max_batch_size"] is None
+    assert not any(key.startswith("cartesia") for key in shown)  # Kokoro's section only
+    assert "sk_car_secret" not in response.text and KEY not in response.text
+
+
 def test_unknown_model_is_404_naming_the_loaded_models(server):
     body = {"model": "someone/unknown-tts", "input": "Hi.", "voice": "alpha"}
     error = assert_error(httpx.post(f"{server}/v1/audio/speech", json=body, headers=AUTH), 404)

@@ -7,7 +7,9 @@ neither an error event nor ``[DONE]``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,8 +21,11 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from tests.reliability.helpers import MODEL, assert_error, sse_events, wait_until
+from tests.support.realtime import connect, recv
 
 TEXT = "This stream keeps talking for a long while, sentence after sentence, until it is stopped. " * 6
 
@@ -121,3 +126,40 @@ def test_a_second_signal_ends_streams_at_once_still_with_an_error_event_and_done
     assert all(events[-2].get("error") for events in results)
     assert exit_s < 12, exit_s  # not the 30 s grace
     print(f"\nshutdown after SIGTERM + SIGINT: exit in {exit_s:.1f} s")
+
+
+def test_sigterm_ends_a_realtime_socket_with_server_shutdown_and_refuses_new_ones(kokoro_dir):
+    grace_s = 3.0
+    args = ("--shutdown-grace-s", str(grace_s), "--realtime-idle-timeout-s", "60")
+    with cli_server(kokoro_dir, *args) as (base, proc):
+
+        async def talk():
+            async with connect(base, voice="af_heart") as ws:
+                created = await recv(ws, timeout=10)
+                sent = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                async with httpx.AsyncClient() as client:
+                    for _ in range(100):
+                        if (await client.get(f"{base}/health", timeout=2)).json()["status"] == "draining":
+                            break
+                        await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("the server never started draining")
+                with pytest.raises(InvalidStatus) as refused:  # within the grace period: the open socket waits
+                    async with connect(base, voice="af_heart"):
+                        pass
+                failed = await recv(ws, timeout=grace_s + 10)
+                ended_after_s = time.monotonic() - sent
+                with pytest.raises(ConnectionClosedOK):
+                    await recv(ws, timeout=10)
+                return created, refused.value.response, failed, ended_after_s, ws.close_reason
+
+        created, refused, failed, ended_after_s, reason = asyncio.run(talk())
+        proc.wait(30)
+    assert created["type"] == "session.created"
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert json.loads(refused.body)["error"]["code"] == "server_shutting_down"
+    assert failed["type"] == "conversation.item.tts.failed" and failed["error"]["code"] == "server_shutdown"
+    assert reason == "server_shutdown"
+    assert grace_s <= ended_after_s < grace_s + 10, ended_after_s  # the socket had its grace period
+    assert proc.returncode == 0

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
 from server.app import create_app
 from server.settings import Settings
@@ -204,6 +204,67 @@ def test_idle_connections_are_closed():
         failed, reason = run(talk(base.replace("http://", "ws://") + "/audio/speech/websocket"))  # no /v1 works too
     assert failed["type"] == "conversation.item.tts.failed" and failed["error"]["code"] == "idle_timeout"
     assert reason == "idle_timeout"
+
+
+def test_a_busy_session_is_closed_at_the_overall_session_limit():
+    engine = FakeEngine()
+    settings = Settings(realtime_max_session_s=0.5, realtime_idle_timeout_s=30)
+    app = create_app(settings, engines={engine.model_id: engine})
+
+    async def talk(url):
+        async with websockets.connect(f"{url}?voice={VOICE}") as ws:
+            await recv(ws)
+            opened = asyncio.get_running_loop().time()
+            busy = True
+
+            async def keep_busy():  # an event every 0.1 s: never idle
+                while busy:
+                    await ws.send(json.dumps({"type": "input_text_buffer.clear"}))
+                    await asyncio.sleep(0.1)
+
+            sender = asyncio.create_task(keep_busy())
+            try:
+                replies = await until(ws, "conversation.item.tts.failed")
+            finally:
+                busy = False
+                await asyncio.gather(sender, return_exceptions=True)
+            lasted = asyncio.get_running_loop().time() - opened
+            with pytest.raises(ConnectionClosedOK):  # the failure is final: nothing after it but the close
+                raise AssertionError(f"after the final event: {await ws.recv()}")
+            return replies, lasted, ws.close_code, ws.close_reason
+
+    with serve_app(app) as base:
+        replies, lasted, code, reason = run(talk(base.replace("http://", "ws://") + "/v1/audio/speech/websocket"))
+    failed = replies[-1]
+    assert {e["type"] for e in replies[:-1]} == {"input_text_buffer.cleared"} and len(replies) > 2  # it was busy
+    assert failed["error"]["code"] == "session_expired" and failed["item_id"] is None
+    assert "TTS_REALTIME_MAX_SESSION_S" in failed["error"]["message"]
+    assert (code, reason) == (1000, "session_expired")
+    assert 0.4 <= lasted < 10, lasted  # the session limit, not the 30 s idle timeout
+
+
+def test_a_message_over_the_body_limit_closes_the_socket_with_1009():
+    engine = FakeEngine()
+    app = create_app(Settings(max_body_bytes=1024), engines={engine.model_id: engine})
+
+    def append(text: str) -> str:
+        return json.dumps({"type": "input_text_buffer.append", "text": text})
+
+    async def talk(url):
+        async with websockets.connect(f"{url}?voice={VOICE}") as ws:
+            await recv(ws)
+            await ws.send(append("a" * 900))  # under the limit: accepted
+            received = await recv(ws)
+            await ws.send(append("a" * 1100))
+            with pytest.raises(ConnectionClosedError) as closed:
+                while True:
+                    await recv(ws)
+            return received, closed.value.rcvd
+
+    with serve_app(app) as base:
+        received, close = run(talk(base.replace("http://", "ws://") + "/v1/audio/speech/websocket"))
+    assert received["type"] == "conversation.item.input_text.received" and len(received["text"]) == 900
+    assert close is not None and close.code == 1009
 
 
 def test_one_socket_may_hold_only_so_many_unspoken_items():
