@@ -99,11 +99,14 @@ class CodecStage:
         self._thread.start()
 
     def stop(self) -> None:
+        # A hung or dead thread is not waited for (as the LM worker's): the worker's stop has failed
+        # its jobs, and a restart should not sit out a long join on a decode that will not return.
+        faulty = self.health() is not None
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.join(1 if faulty else 30)
         self._thread = None
 
     # -- any thread -------------------------------------------------------------------------------

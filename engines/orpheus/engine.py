@@ -23,7 +23,7 @@ from engines.job import Job
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.codec_stage import CodecStage, resolve_batching
-from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.requests import OrpheusRequest, lagging
 from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
 from engines.orpheus.snac_stream import WindowConfig
@@ -106,7 +106,7 @@ class OrpheusEngine(Engine):
             max_queue_size=s.max_queue_size,
             on_leave=self._scheduler.release,
             # A lagging reader's request steps only while it still holds rows (they finish their segment).
-            is_ready=lambda job: job.state.has_work() and not (job.backlogged and not job.state.generating()),
+            is_ready=lambda job: job.state.has_work() and not (lagging(job) and not job.state.generating()),
             watchdog_s=s.watchdog_s,
             max_buffered_s=s.max_buffered_audio_s,
         )

@@ -19,7 +19,7 @@ import collections
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,10 @@ from engines.audio import fade
 from engines.base import PcmChunk
 from engines.orpheus.sampling import SamplingParams, derive_seed
 from engines.orpheus.snac_stream import PlannedWindow, StreamWindows, WindowConfig
-from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, SAMPLE_RATE, frame_codes
+from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, SAMPLE_RATE, SAMPLES_PER_FRAME, frame_codes
+
+if TYPE_CHECKING:
+    from engines.job import Job
 
 
 @dataclass
@@ -185,3 +188,22 @@ class OrpheusRequest:
                 break
             self.next_to_emit += 1
         return out
+
+
+def lagging(job: Job[OrpheusRequest]) -> bool:  # both backends
+    """Whether the request is ``max_buffered_s`` of audio ahead of its reader: start no new segment.
+
+    Counts the audio waiting in the job for its reader (``job.backlogged``) and also the frames already
+    generated whose audio has not reached the job yet (queued at the codec stage, or waiting behind an
+    earlier segment): on a CPU the LM can outrun SNAC, and emitted audio alone let a request whose reader
+    had stopped generate on through its whole input. Read on the thread that starts segments
+    (the transformers worker, or the vLLM backend's loop).
+    """
+    if job.max_buffered_s is None:
+        return False
+    if job.backlogged:
+        return True
+    request = job.state
+    frames = sum(segment.windows.received for segment in request.segments)
+    pending = max(0, frames * SAMPLES_PER_FRAME - request.samples_emitted) / SAMPLE_RATE
+    return job.buffered_seconds + pending >= job.max_buffered_s

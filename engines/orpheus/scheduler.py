@@ -24,7 +24,7 @@ Failure isolation: whatever concerns one request (its text, prompt and prefill, 
 frames, its audio) runs under :meth:`_isolated`, so a failure there fails that request alone and
 the others' rows go on untouched. Only the batched decode forward is shared; if it raises, the
 worker fails the step's requests and the cache starts empty. A request whose reader lags
-(``job.backlogged``) gets no new rows until it catches up; rows it holds finish their segment.
+(:func:`lagging`) gets no new rows until it catches up; rows it holds finish their segment.
 
 Why not transformers' ``ContinuousBatchingManager``: it samples the whole batch with one
 ``torch.multinomial`` (no per-request seed), its logits processors cannot express "the next slot's
@@ -47,7 +47,7 @@ from engines.errors import InternalError, TTSError
 from engines.job import Job
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.decode_graphs import DecodeGraphs
-from engines.orpheus.requests import OrpheusRequest, Segment
+from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
 from engines.orpheus.slot_cache import SlotCache
 from engines.orpheus.tokens import CODEBOOK_SIZE, FRAME_TOKENS, prompt_ids
@@ -270,7 +270,7 @@ class OrpheusScheduler:
         for job in jobs:
             self._isolated(job, "absorb", job.state.absorb)
         # Failed requests take nothing; a lagging reader's request waits for rows until it catches up.
-        jobs = [job for job in jobs if not job.finished and not job.backlogged]
+        jobs = [job for job in jobs if not job.finished and not lagging(job)]
         admitted: list[tuple[Job[OrpheusRequest], Segment]] = []
         free = self.max_rows - len(self.rows)
         for job in jobs:  # every request's head segment first, evicting look-ahead rows if needed

@@ -29,7 +29,7 @@ from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, SIZE_BUCKETS, Histogram
 from engines.job import Job
 from engines.orpheus.codec_stage import CodecItem, CodecStage
-from engines.orpheus.requests import OrpheusRequest, Segment
+from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_SPEECH, FRAME_TOKENS, prompt_ids
 
 logger = logging.getLogger(__name__)
@@ -225,9 +225,12 @@ class VllmRunner:
         try:
             while True:
                 request.absorb()
+                paused = False
                 for segment in request.segments:
-                    # A lagging reader's request starts no new segment until it catches up (it wakes us).
-                    if len(running) >= self.parallel_segments or job.backlogged:
+                    # A lagging reader's request starts no new segment until it catches up: its reader
+                    # draining wakes us; audio still on its way to the job is re-checked every 50 ms.
+                    paused = lagging(job)
+                    if len(running) >= self.parallel_segments or paused:
                         break
                     if not segment.done and not segment.generating:
                         segment.generating = True
@@ -236,7 +239,9 @@ class VllmRunner:
                     break
                 wake.clear()
                 waiter = asyncio.create_task(wake.wait())
-                done, _ = await asyncio.wait([*running, waiter], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    [*running, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=0.05 if paused else None
+                )
                 waiter.cancel()
                 for task in done & running.keys():
                     running.pop(task)

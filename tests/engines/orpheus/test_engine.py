@@ -141,3 +141,37 @@ def test_incomplete_local_directory_is_refused(tmp_path, orpheus_dirs):
     with pytest.raises(WeightsUnavailable) as info:
         loader.lm_dir(settings)
     assert "tokenizer.json" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "vllm_installed", "device", "expected"),
+    [
+        ("auto", True, "cuda:0", "vllm"),
+        ("auto", True, "cuda", "vllm"),
+        ("auto", True, "cpu", "transformers"),  # vLLM installed, but no GPU
+        ("auto", False, "cuda:0", "transformers"),  # a GPU, but no vLLM
+        ("auto", False, "cpu", "transformers"),
+        ("vllm", False, "cpu", "vllm"),  # explicit values pass through, whatever is installed
+        ("transformers", True, "cuda:0", "transformers"),
+    ],
+)
+def test_resolve_backend_picks_vllm_only_when_importable_on_cuda(
+    monkeypatch, setting, vllm_installed, device, expected
+):
+    import importlib.util
+
+    from engines.orpheus.engine import resolve_backend
+
+    looked_up = []
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        if name != "vllm":
+            return real_find_spec(name, *args, **kwargs)
+        looked_up.append(name)
+        return object() if vllm_installed else None
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert resolve_backend(setting, device) == expected
+    if setting != "auto":
+        assert looked_up == []  # an explicit choice never probes for vLLM

@@ -137,3 +137,34 @@ def test_cancelled_stream_frees_its_vllm_sequence(server):
     assert s["tokens_generated"] - before["tokens_generated"] < 700  # aborted, not run to its budget
     ok = speech(server, seed=6, max_tokens=14)  # and the server goes on serving
     assert ok.status_code == 200 and np.frombuffer(ok.content, "<f4").size % FRAME == 0
+
+
+def test_voices_tags_long_input_sampling_and_a_full_queue_on_vllm(server):
+    """What the transformers backend's tests cover, through vLLM: every request field reaches it."""
+    before = stats(server)
+    text = " ".join(f"Sentence number {i} is spoken here <laugh> for this test." for i in range(6))
+    base = speech(server, input=text, seed=8, max_tokens=14)
+    assert base.status_code == 200, base.text
+    base_audio = np.frombuffer(base.content, "<f4")
+    segments = stats(server)["prefills"] - before["prefills"]
+    assert segments >= 3  # long input: several segments, each a vLLM request
+    assert 0 < base_audio.size <= segments * 2 * FRAME and base_audio.size % FRAME == 0
+
+    # One segment, alone: a seed reproduces it (see the first test), so a difference is the change's.
+    short = np.frombuffer(speech(server, seed=8, max_tokens=28).content, "<f4")
+
+    def differs(**change) -> bool:
+        other = np.frombuffer(speech(server, seed=8, max_tokens=28, **change).content, "<f4")
+        return other.size != short.size or not np.allclose(other, short)
+
+    assert not differs()
+    assert differs(voice="leo")  # another voice: another prompt
+    assert differs(temperature=0.2, top_p=0.5, repetition_penalty=1.3)  # the request's sampling, not defaults
+
+    # max_queue_size=8: a burst of 12 gets 429s in Together's shape, with Retry-After, and the rest audio.
+    with ThreadPoolExecutor(12) as pool:
+        burst = list(pool.map(lambda i: speech(server, input=text, seed=i, max_tokens=14), range(12)))
+    refused = [r for r in burst if r.status_code == 429]
+    assert refused and all(r.json()["error"]["code"] == "server_overloaded" for r in refused)
+    assert all(r.headers["retry-after"] for r in refused)
+    assert all(r.status_code == 200 for r in burst if r not in refused)
