@@ -87,12 +87,13 @@ def test_sse_events_carry_the_audio_then_usage(client):
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
 
 
-def test_streamed_bytes_arrive_before_synthesis_ends():
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "wav"])  # flac is sent whole (see containers.py)
+def test_streamed_bytes_arrive_before_synthesis_ends(fmt):
     engine = FakeEngine(chunks=4, chunk_samples=4800, delay_s=0.4)  # 0.8 s of audio over 1.6 s
     with serve_app(create_app(Settings(), engines={engine.model_id: engine})) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
         with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alpha", input="Streaming.", response_format="mp3"
+            model="tts-1", voice="alpha", input="Streaming.", response_format=fmt
         ) as response:
             assert "content-length" not in response.headers  # chunked transfer
             pieces = response.iter_bytes()

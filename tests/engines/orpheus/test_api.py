@@ -133,3 +133,28 @@ def test_concurrent_http_requests_are_batched(server):
     stats = httpx.get(f"{server}/stats", timeout=10).json()[ORPHEUS_MODEL]
     assert stats["max_lm_batch_size_seen"] > 1
     assert stats["frames_invalid"] == 0
+
+
+def test_openai_clients_get_instructions_as_tags_and_speed_by_time_stretch(server, monkeypatch):
+    """Orpheus has no native speed: the OpenAI route stretches its audio; instructions become tags."""
+    from engines.orpheus import scheduler
+
+    prompted: list[str] = []  # the text each segment's prompt is built from (the server runs in-process)
+    build = scheduler.prompt_ids
+    monkeypatch.setattr(
+        scheduler, "prompt_ids", lambda tok, voice, text: prompted.append(text) or build(tok, voice, text)
+    )
+
+    def openai_pcm(**fields) -> bytes:
+        body = {"model": ORPHEUS_MODEL, "input": "Hello there.", "voice": "tara", "response_format": "pcm", **fields}
+        r = httpx.post(f"{server}/v1/audio/speech", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        return r.content
+
+    normal = openai_pcm()
+    assert len(normal) == 2 * FRAMES * FRAME  # OpenAI's pcm: 24 kHz s16le, every frame
+    faster = openai_pcm(speed=2.0)
+    assert abs(len(faster) / len(normal) - 0.5) < 0.05, (len(faster), len(normal))
+    assert prompted == ["Hello there.", "Hello there."]
+    assert len(openai_pcm(instructions="Say it with a laugh, then sigh.")) == len(normal)
+    assert prompted[-1] == "<laugh> <sigh> Hello there."
