@@ -37,7 +37,8 @@ class CompiledFn:
     def __init__(self, fn: Callable[..., Any], name: str, compile_fn: Callable[..., Any] | None = None) -> None:
         import torch._dynamo.config as dynamo_config
 
-        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+        limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+        setattr(dynamo_config, limit, max(getattr(dynamo_config, limit), RECOMPILE_LIMIT))
         self.fn, self.name = fn, name
         self._compiled: Callable[..., Any] | None = (compile_fn or torch.compile)(fn, dynamic=True)
         self.fallback_reason: str | None = None

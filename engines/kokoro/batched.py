@@ -76,8 +76,9 @@ class BatchedKokoro:
     def compile_now(self) -> None:
         """With ``compile``: compile the decoder's graphs now (at load), not in a request's step.
 
-        One item (unpadded: the kokoro modules as they are) and two of different lengths (the masked
-        path) cover every later shape, since the graphs are dynamic beyond batch size 1.
+        One item and two of equal length (unpadded: the kokoro modules as they are) and two of different
+        lengths (the masked path) cover every later shape: dynamo specialises a batch of 1, and the graphs
+        are dynamic beyond it.
         """
         if self.resblock is None:
             return
@@ -93,6 +94,7 @@ class BatchedKokoro:
             return [torch.Generator(self.device).manual_seed(0) for _ in range(count)]
 
         self.decode([item(12)], generators(1))
+        self.decode([item(12), item(12)], generators(2))
         self.decode([item(12), item(7)], generators(2))
 
     @property

@@ -17,6 +17,8 @@ import asyncio
 import logging
 from typing import Any
 
+import torch
+
 from engines.base import Engine, SessionParams, SynthesisRequest, Voice
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.job import Job
@@ -26,6 +28,7 @@ from engines.orpheus.codec_stage import CodecStage, resolve_batching
 from engines.orpheus.requests import OrpheusRequest, lagging
 from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
+from engines.orpheus.slot_cache import rows_that_fit
 from engines.orpheus.snac_stream import WindowConfig
 from engines.orpheus.tokens import SAMPLE_RATE
 from engines.session import WorkerSession
@@ -89,11 +92,17 @@ class OrpheusEngine(Engine):
             await asyncio.to_thread(runner.start)
             self._worker = runner
             return
+        rows = s.resolved_max_batch_size(str(parts.device))
+        if s.max_batch_size is None and torch.device(parts.device).type == "cuda":
+            # The slot cache is allocated whole at load: the default batch must fit the GPU it is on.
+            free, _ = torch.cuda.mem_get_info(torch.device(parts.device))
+            rows = rows_that_fit(parts.model, s.orpheus_max_model_len, free, cap=rows)
+            logger.info("orpheus: %d KV-cache rows (half the free GPU memory)", rows)
         self._scheduler = OrpheusScheduler(
             parts.model,
             parts.tokenizer,
             self._codec,
-            max_rows=s.resolved_max_batch_size(str(parts.device)),
+            max_rows=rows,
             parallel_segments=s.orpheus_parallel_segments,
             max_len=s.orpheus_max_model_len,
             cuda_graphs=s.orpheus_cuda_graphs,
@@ -101,7 +110,7 @@ class OrpheusEngine(Engine):
         worker = BatchWorker(
             "orpheus",
             self._scheduler.step,
-            max_batch_size=s.resolved_max_batch_size(str(parts.device)),
+            max_batch_size=rows,
             max_wait_ms=s.max_wait_ms,
             max_queue_size=s.max_queue_size,
             on_leave=self._scheduler.release,

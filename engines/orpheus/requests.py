@@ -204,6 +204,11 @@ def lagging(job: Job[OrpheusRequest]) -> bool:  # both backends
     if job.backlogged:
         return True
     request = job.state
-    frames = sum(segment.windows.received for segment in request.segments)
+    # Only audio that can reach the reader without a new segment starting: frames of a later segment
+    # waiting behind an earlier one not yet (re)started would otherwise pause the request for good.
+    blocker = request.waiting()
+    frames = sum(
+        segment.windows.received for segment in request.segments if blocker is None or segment.index < blocker.index
+    )
     pending = max(0, frames * SAMPLES_PER_FRAME - request.samples_emitted) / SAMPLE_RATE
     return job.buffered_seconds + pending >= job.max_buffered_s

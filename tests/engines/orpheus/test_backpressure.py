@@ -86,3 +86,29 @@ async def test_a_reader_that_stops_pauses_its_own_generation_only(make_engine, p
     await session.close()
     await wait_until(lambda: engine.stats()["active"] == 0)
     print(f"\nparallel_segments={parallel_segments}: peak {peak:.2f} s buffered (bound {bound:.2f} s)")
+
+
+async def test_frames_waiting_behind_an_unstarted_segment_do_not_pause_the_request():
+    """A later segment's finished audio that cannot reach the reader until an earlier segment (evicted,
+    not restarted) runs must not count: counting it would pause the request for good."""
+    import numpy as np
+
+    from engines.job import Job
+    from engines.orpheus.requests import OrpheusRequest, lagging
+    from engines.orpheus.sampling import SamplingParams
+    from engines.orpheus.snac_stream import WindowConfig
+
+    request = OrpheusRequest("tara", SamplingParams(0.6, 0.8, 1.1, 35), seed=1, windows=WindowConfig(), fade_samples=0)
+    request.add_texts(["First.", "Second.", "Third."])
+    request.close_input()
+    request.absorb()
+    first, second, third = request.segments
+    first.done = True  # spoken and delivered
+    for _ in range(12):  # twelve frames of the third segment, generated while the second was evicted
+        third.windows.push(np.zeros(7, dtype=np.int64))
+    third.done = True
+    job = Job(request, asyncio.get_running_loop(), max_buffered_s=0.5)
+    assert not lagging(job)  # the second segment waits for a row: it must be able to get one
+    second.generating = True  # once it runs, the third segment's audio is next in line: it counts
+    assert lagging(job)
+    assert 12 * SAMPLES_PER_FRAME / SAMPLE_RATE >= 0.5

@@ -97,3 +97,22 @@ async def test_padded_static_shapes_sound_the_same(make_engine):
     for x, y in zip(a, b):
         assert x.shape == y.shape and np.abs(x - y).max() < 1e-4
     assert padded.scheduler.graphs is not None and plain.stats()["max_lm_batch_size_seen"] == 4
+
+
+def test_default_rows_fit_half_the_free_gpu_memory():
+    """Orpheus-3B's shape: 28 layers, 8 KV heads of 128, bf16, 8,192 tokens = ~0.94 GB of KV per row."""
+    import types
+
+    import torch
+    from transformers import LlamaConfig
+
+    from engines.orpheus.slot_cache import rows_that_fit
+
+    config = LlamaConfig(hidden_size=3072, num_attention_heads=24, num_key_value_heads=8, num_hidden_layers=28)
+    weight = torch.zeros(1, dtype=torch.bfloat16)
+    model = types.SimpleNamespace(config=config, get_output_embeddings=lambda: types.SimpleNamespace(weight=weight))
+    per_row = 2 * 28 * 8 * 128 * 8192 * 2
+    assert rows_that_fit(model, 8192, free_bytes=24 * 2**30, cap=32) == 12 * 2**30 // per_row == 13
+    assert rows_that_fit(model, 8192, free_bytes=130 * 2**30, cap=32) == 32  # an H200: the cap
+    assert rows_that_fit(model, 1024, free_bytes=24 * 2**30, cap=32) == 32  # shorter rows: more fit
+    assert rows_that_fit(model, 8192, free_bytes=2**30, cap=32) == 1  # never zero
