@@ -1,5 +1,5 @@
 #!/bin/sh
-# The one install command, shared by CI (.ci/run) and Dockerfile.gpu, so the image gets exactly
+# The install command of Dockerfile.gpu, with the torch pin and project install CI runs (.ci/run), so the image gets
 # what CI tested: torch pinned first (PyPI's 2.13.0 is the CUDA 13 build on Linux; a local CPU
 # wheel where one lies on disk), then the project with the given extras.
 #   sh deploy/install.sh EXTRAS [--editable]

@@ -6,8 +6,8 @@ encoder get real lengths and masks, the LSTMs run packed, durations are rounded 
 instance norm sees an item's real frames only, and the vocoder draws its randomness from each
 item's own ``torch.Generator``, never the global RNG.
 
-How exact: a batch of one is bit-identical on CPU to ``KModel.forward_with_tokens`` run after
-``torch.manual_seed(s)`` when the item's generator is ``torch.Generator().manual_seed(s)``. In a
+How exact: a batch of one is bit-identical on CPU to ``KModel.forward_with_tokens`` run with the
+global RNG seeded to ``s`` when the item's own generator is seeded to ``s``. In a
 bigger batch the front differs from a solo front by float rounding (the batched LSTM GEMMs, ~1e-6
 relative), and the decoder is exact given the same prosody (~1e-6). But on voiced audio the sine
 source amplifies that rounding in F0 into other harmonic phases (they integrate F0 over the whole
@@ -64,6 +64,8 @@ class BatchedKokoro:
     """Batched inference over ``model`` (a ``kokoro.KModel`` in eval mode); holds no weights of its own."""
 
     def __init__(self, model: KModel, *, compile: bool = False) -> None:
+        if model.decoder.generator.m_source.l_sin_gen.flag_for_pulse:  # kokoro's configs never set it
+            raise ValueError("BatchedKokoro reproduces SineGen's sine mode only; this model uses pulse mode")
         self.model = model
         # The vocoder's Snake resblocks: the decoder's memory-bound part (see engines/compiled.py).
         self.resblock = CompiledFn(adain_res_block1, "Kokoro vocoder resblocks") if compile else None

@@ -121,8 +121,6 @@ def sine_source(source: nn.Module, f0: torch.Tensor, rng: torch.Generator) -> to
     but drawn anyway, so ``rng`` ends where the global RNG would.
     """
     sine = source.l_sin_gen
-    if sine.flag_for_pulse:
-        raise NotImplementedError("SineGen's pulse mode is not used by Kokoro")
     harmonic_numbers = torch.FloatTensor([[range(1, sine.harmonic_num + 2)]]).to(f0.device)
     fn = torch.multiply(f0, harmonic_numbers)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import yaml
@@ -54,5 +55,9 @@ def test_service_monitor_and_hpa_point_at_what_exists():
 def test_the_image_runs_as_a_user_and_installs_as_ci_does():
     dockerfile = (ROOT / "Dockerfile.gpu").read_text()
     assert "USER 10001" in dockerfile and "sh deploy/install.sh" in dockerfile
-    assert "sh deploy/install.sh" in (ROOT / ".ci" / "run").read_text()
+    # CI installs the project itself, with the torch pin the image's deploy/install.sh uses.
+    ci, install = (ROOT / ".ci" / "run").read_text(), (ROOT / "deploy" / "install.sh").read_text()
+    pins = {re.findall(r"'torch==[\d.]+'", text)[0] for text in (ci, install)}
+    assert len(pins) == 1, pins
+    assert "-e '.[kokoro,orpheus,cartesia,dev]'" in ci and '".[${extras}]"' in install
     assert (ROOT / ".dockerignore").read_text().startswith("#")

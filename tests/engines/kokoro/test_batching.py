@@ -9,6 +9,7 @@ import torch
 from engines.base import SynthesisRequest
 from engines.kokoro.batcher import Work, buckets
 from tests.engines.kokoro.test_engine import assert_close
+from tests.support.compile import recording_compile
 
 MODEL = "hexgrad/Kokoro-82M"
 CASES = [
@@ -87,16 +88,8 @@ def test_buckets_group_similar_lengths_within_the_budget():
 
 async def test_kokoro_compile_routes_the_vocoder_resblocks_through_torch_compile(make_kokoro, monkeypatch):
     """The setting's wiring; Inductor itself is checked against eager in test_batched_forward.py."""
-    calls = []
-
-    def recording_compile(fn, **options):
-        def compiled(*args):
-            calls.append(options)
-            return fn(*args)
-
-        return compiled
-
-    monkeypatch.setattr(torch, "compile", recording_compile)
+    calls: list[dict] = []
+    monkeypatch.setattr(torch, "compile", recording_compile(calls))
     engine = await make_kokoro(kokoro_compile=True, kokoro_batch_policy="batched")
     plain = await make_kokoro(kokoro_batch_policy="batched")
     assert_close(await speak(engine, **CASES[0]), await speak(plain, **CASES[0]))

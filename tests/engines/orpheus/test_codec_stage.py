@@ -7,6 +7,7 @@ import asyncio
 from engines.orpheus.codec_stage import resolve_batching
 from engines.orpheus.tokens import SAMPLES_PER_FRAME
 from tests.engines.orpheus.helpers import synthesize
+from tests.support.compile import recording_compile
 
 
 async def test_eight_staggered_streams_share_codec_calls(make_engine):
@@ -47,16 +48,8 @@ async def test_orpheus_codec_compile_routes_snac_through_torch_compile(make_engi
     """The setting's wiring; Inductor itself is checked against eager in test_snac_stream.py."""
     import torch
 
-    calls = []
-
-    def recording_compile(fn, **options):
-        def compiled(*args):
-            calls.append(options)
-            return fn(*args)
-
-        return compiled
-
-    monkeypatch.setattr(torch, "compile", recording_compile)
+    calls: list[dict] = []
+    monkeypatch.setattr(torch, "compile", recording_compile(calls))
     engine = await make_engine(orpheus_codec_compile=True)
     compiled_at_load = len(calls)
     plain = await make_engine()
