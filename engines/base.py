@@ -27,6 +27,10 @@ import numpy as np
 
 ResponseFormat = Literal["mp3", "wav", "raw"]
 ResponseEncoding = Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]
+#: How text is cut before synthesis (Together's ``segment``): at sentence ends (default), as soon as a
+#: piece of text ends at a word boundary (lowest latency), or not at all (one utterance, split only
+#: where the model's own input limit forces it).
+SegmentMode = Literal["sentence", "immediate", "never"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class SessionParams:
     # (Together's ``max_partial_length``). None: the engine's segmentation for whole inputs, which
     # gathers short sentences into longer segments.
     max_partial_chars: int | None = None
+    segment: SegmentMode = "sentence"
+    # Together's ``extra_params.pronunciation_dict``, parsed: (source, replacement) pairs, the
+    # request's own entries merged over the server-wide dictionary (engines/pronunciation.py).
+    pronunciations: tuple[tuple[str, str], ...] = ()
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
