@@ -1,9 +1,9 @@
 """A session whose synthesis runs as one job of an engine's :class:`BatchWorker`.
 
-Text goes through a :class:`TextSegmenter`; each settled segment is handed to the engine (for
-Kokoro, to the G2P threads; for Orpheus, into the request's segment list) and the worker turns it
-into audio. The job is submitted with the first segment, not at open: a realtime client that has
-opened a session but said nothing yet holds no batch slot.
+Text goes through a :class:`TextSegmenter` (in the request's ``segment`` mode); each settled
+segment is handed to the engine (for Kokoro, to the G2P threads; for Orpheus, into the request's
+segment list) and the worker turns it into audio. The job is submitted with the first segment,
+not at open: a realtime client that has opened a session but said nothing yet holds no batch slot.
 """
 
 from __future__ import annotations
@@ -16,22 +16,14 @@ from typing import Any
 from engines.base import EngineSession, SessionEnd, SessionEvent, SessionParams
 from engines.errors import InvalidRequest
 from engines.job import Job
-from engines.text import TextSegmenter
-
-
-def realtime_segmenter(params: SessionParams, segmenter: TextSegmenter) -> TextSegmenter | None:
-    """For text arriving while someone listens: each sentence goes as soon as it ends, and
-    unfinished text at ``max_partial_chars``, still within the engine's own longest segment."""
-    if params.max_partial_chars is None:
-        return None
-    limit = max(1, min(params.max_partial_chars, segmenter.max_chars))
-    return TextSegmenter(first_chars=limit, max_chars=limit, min_chars=1)
+from engines.text import TextSegmenter, session_segmenter
 
 
 class WorkerSession(EngineSession):
     def __init__(self, params: SessionParams, segmenter: TextSegmenter) -> None:
         super().__init__(params)
-        self._segmenter = realtime_segmenter(params, segmenter) or segmenter
+        # The engine's limits in the session's mode (``segment``, text arriving in pieces or whole).
+        self._segmenter = session_segmenter(params, segmenter)
         self._job: Job[Any] | None = None
         self._started = asyncio.Event()  # a job exists, or the session ended without one
         self._committed = False

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from engines.text import TextSegmenter, segment_text, split_sentences
@@ -48,6 +50,46 @@ def test_blank_input_gives_no_segments():
     assert segment_text("   \n ") == []
 
 
+def test_immediate_cuts_the_first_segment_at_the_first_clause():
+    text = "Well, as I was saying, the fox jumped. Then it ran; far away."
+    assert segment_text(text, mode="immediate") == ["Well,", "as I was saying, the fox jumped. Then it ran; far away."]
+    assert segment_text(text, mode="sentence") == ["Well, as I was saying, the fox jumped.", "Then it ran; far away."]
+    assert segment_text(text, mode="never") == [text]
+
+
+OPENING = "Well, here we go again. " + LONG
+EXPECTED = {  # first_chars 50, max_chars 120, min_chars 40 (never: the model's limit is max_chars)
+    "immediate": [
+        "Well,",  # the smallest natural first chunk: first audio leaves early
+        "here we go again. The quick brown fox jumps over the lazy dog.",
+        "It was a bright cold day in April, and the clocks were striking thirteen!",
+        "Was it? Yes; it was, and nobody, not even the mayor,",
+        "could explain why the bells kept ringing through the night while the town slept on.",
+    ],
+    "sentence": [
+        "Well, here we go again.",
+        "The quick brown fox jumps over the lazy dog.",
+        "It was a bright cold day in April, and the clocks were striking thirteen!",
+        "Was it? Yes; it was, and nobody, not even the mayor,",
+        "could explain why the bells kept ringing through the night while the town slept on.",
+    ],
+    "never": [  # cut only where the 120-character limit forces it, at the last clause within reach
+        "Well, here we go again. The quick brown fox jumps over the lazy dog. It was a bright cold day in April,",
+        "and the clocks were striking thirteen! Was it? Yes; it was, and nobody, not even the mayor,",
+        "could explain why the bells kept ringing through the night while the town slept on.",
+    ],
+}
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED))
+def test_each_mode_gives_its_segments_fed_whole_and_word_by_word(mode):
+    limits = {"first_chars": 50, "max_chars": 120, "min_chars": 40, "mode": mode}
+    assert segment_text(OPENING, **limits) == EXPECTED[mode]
+    words = [m.end() for m in re.finditer(r"\s+", OPENING)]
+    assert feed_in_pieces(OPENING, words, **limits) == EXPECTED[mode]
+    assert segment_text(OPENING, mode="never") == [normalise(OPENING)]  # the default limit: one utterance
+
+
 def feed_in_pieces(text: str, cuts: list[int], **limits) -> list[str]:
     segmenter = TextSegmenter(**limits)
     out, start = [], 0
@@ -57,10 +99,12 @@ def feed_in_pieces(text: str, cuts: list[int], **limits) -> list[str]:
     return out + segmenter.finish()
 
 
+@pytest.mark.parametrize("mode", ["sentence", "immediate", "never"])
 @pytest.mark.parametrize("limits", [{}, {"first_chars": 30, "max_chars": 60, "min_chars": 20}])
-def test_pieces_give_the_same_segments_as_the_whole_text(limits):
+def test_pieces_give_the_same_segments_as_the_whole_text(limits, mode):
     import random
 
+    limits = {**limits, "mode": mode}
     rng = random.Random(7)
     texts = [LONG, LONG.replace(" ", "  "), "x" * 130 + " tail.", "One.\nTwo three, four; five. 3.5 is a number!"]
     for text in texts:
