@@ -16,6 +16,7 @@ from server.metrics import Metrics
 from server.openai.dialect import OpenAIDialect
 from server.openapi import install_docs, install_openapi
 from server.paths import API_ROOTS
+from server.realtime.log_redaction import install_query_key_redaction
 from server.request_log import RequestLog
 from server.routes import health, openai_speech, playground, realtime, speech, voices
 from server.services.speech import SpeechService
@@ -88,6 +89,7 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
+    install_query_key_redaction()  # the realtime socket's ?api_key= never reaches uvicorn's logs
     for module in (speech, openai_speech, realtime, voices, health, playground):
         app.include_router(module.router)
     return app

@@ -130,7 +130,7 @@ class RealtimeConnection:
         elif kind == "input_text_buffer.clear":
             await self._clear()
         elif kind == "tts_session.updated":
-            await self._update(event.get("session"))
+            await self._update(event.get("session"), event.get("context_id"))
         else:
             known = "tts_session.updated, input_text_buffer.append, input_text_buffer.commit, input_text_buffer.clear"
             raise InvalidRequest(
@@ -170,9 +170,20 @@ class RealtimeConnection:
             await item.session.clear()
         await self.send(events.buffer_cleared(item.id if item else None))
 
-    async def _update(self, changes: Any) -> None:
+    async def _update(self, changes: Any, context_id: Any = None) -> None:
         if not isinstance(changes, dict):
             raise InvalidRequest("tts_session.updated needs a 'session' object.", param="session", code="invalid_event")
+        # Together: "if no context_id is specified, all contexts are updated". A connection here is one
+        # context (its items are spoken in order), so an update without one, or naming this session,
+        # applies to every item opened after it.
+        context_id = changes.pop("context_id", context_id)
+        if context_id is not None and context_id != self.session_id:
+            raise InvalidRequest(
+                f"Unknown context_id {context_id!r}: this connection is one context, {self.session_id!r}; "
+                "leave context_id out to update it.",
+                param="context_id",
+                code="invalid_event",
+            )
         try:
             options = SessionOptions.model_validate({**self.options.model_dump(), **changes})
         except ValidationError as exc:
@@ -301,6 +312,7 @@ async def validate(service: SpeechService, engine: Engine, options: SessionOptio
 
 def item_params(service: SpeechService, engine: Engine, options: SessionOptions) -> SessionParams:
     """An item's parameters; with ``hosted_compat`` local models answer 24 kHz s16le, as hosted Together."""
-    params = options.params(engine)
+    pronounce = getattr(service, "pronunciations", None)  # TEMP until SpeechService.pronunciations lands
+    params = options.params(engine, pronounce(options.extra_params) if pronounce else ())
     params.output = service.effective_output(engine, params.output, explicit_encoding=params.output.encoding)
     return params

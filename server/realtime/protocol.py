@@ -9,11 +9,12 @@ base64 ``delta``), ``conversation.item.word_timestamps`` (with ``alignment=word`
 error shape; ``item_id`` when one item failed), and ``input_text_buffer.cleared`` (an extension).
 
 Options come from the query string at connect and from ``tts_session.updated`` later. Together's:
-``model``, ``voice``, ``max_partial_length``, ``language``, ``speed``, ``alignment``
-(``word``/``none``). This server's extensions: ``response_format`` (``pcm``/``raw``, the default, or
-a container: ``mp3``, ``opus``, ``aac``, ``flac``, ``wav``; each item's deltas joined make one
-file), ``response_encoding`` (raw PCM only; default ``pcm_s16le``), ``sample_rate`` (default 24000),
-``seed``, ``word_timestamps`` (same as ``alignment=word``).
+``model``, ``voice``, ``max_partial_length``, ``language`` (lowercase locales), ``speed``,
+``alignment`` (``word``/``none``), ``response_format`` (``pcm``/``raw``, the default, or a container:
+``mp3``, ``opus``, ``aac``, ``flac``, ``wav``; each item's deltas joined make one file, sent as the
+muxer releases it), ``sample_rate`` (default 24000), ``segment`` and, in ``tts_session.updated`` only,
+``extra_params.pronunciation_dict``. This server's extensions: ``response_encoding`` (raw PCM only;
+default ``pcm_s16le``), ``seed``, ``word_timestamps`` (same as ``alignment=word``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engines.base import Engine, OutputSpec, SessionParams, WordTiming
+from engines.base import Engine, OutputSpec, SegmentMode, SessionParams, WordTiming
 from server.errors import TTSError, error_body
-from server.protocol import Language, WordEntry
+from server.protocol import Language
 
 #: Together's realtime audio: raw 16-bit PCM at 24 kHz, unless the session asks otherwise.
 DEFAULT_RATE = 24000
@@ -37,7 +38,7 @@ DEFAULT_VOICES = ("af_heart", "tara")
 class SessionOptions(BaseModel):
     """Everything a connection's next items are synthesized with."""
 
-    model_config = ConfigDict(extra="ignore")  # e.g. Together's extra_params, which has no meaning here
+    model_config = ConfigDict(extra="ignore")  # unknown fields are ignored, as on POST
 
     model: str = Field("hexgrad/Kokoro-82M", min_length=1)
     voice: str | None = Field(None, min_length=1)
@@ -50,6 +51,10 @@ class SessionOptions(BaseModel):
     response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] = "pcm_s16le"
     sample_rate: int = Field(DEFAULT_RATE, ge=8000, le=48000)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    segment: SegmentMode = "sentence"
+    # Together's model-specific extras; ``pronunciation_dict`` is read (parsed by the service when an
+    # update arrives, so a malformed entry is a 400 naming ``extra_params.pronunciation_dict``).
+    extra_params: dict[str, Any] | None = None
 
     @property
     def wants_words(self) -> bool:
@@ -65,7 +70,7 @@ class SessionOptions(BaseModel):
         encoding = self.response_encoding if self.container is None else "pcm_s16le"
         return OutputSpec(format="raw", encoding=encoding, sample_rate=self.sample_rate, stream=True)
 
-    def params(self, engine: Engine) -> SessionParams:
+    def params(self, engine: Engine, pronunciations: tuple[tuple[str, str], ...] = ()) -> SessionParams:
         return SessionParams(
             model=engine.model_id,
             voice=self.voice or default_voice(engine),
@@ -75,6 +80,8 @@ class SessionOptions(BaseModel):
             seed=self.seed,
             word_timestamps=self.wants_words,
             max_partial_chars=self.max_partial_length,
+            segment=self.segment,
+            pronunciations=pronunciations,
         )
 
     def public(self, engine: Engine, session_id: str) -> dict[str, Any]:
@@ -92,6 +99,8 @@ class SessionOptions(BaseModel):
             "response_format": self.response_format,
             "response_encoding": self.output().encoding,
             "sample_rate": self.sample_rate,
+            "segment": self.segment,
+            "extra_params": self.extra_params or {},
         }
 
 
@@ -129,8 +138,13 @@ def audio_done(item_id: str) -> dict[str, Any]:
 
 
 def word_timestamps(item_id: str, words: list[WordTiming]) -> dict[str, Any]:
-    return _event(
-        "conversation.item.word_timestamps", item_id=item_id, words=[WordEntry.of(w).model_dump() for w in words]
+    """Together's shape: ``words``, ``start_seconds``, ``end_seconds`` as parallel arrays."""
+    return _event(  # TEMP until server.protocol.word_timestamps_event(item_id, words) lands
+        "conversation.item.word_timestamps",
+        item_id=item_id,
+        words=[w.word for w in words],
+        start_seconds=[round(w.start, 3) for w in words],
+        end_seconds=[round(w.end, 3) for w in words],
     )
 
 

@@ -3,12 +3,19 @@
 A wrong key (401), an unknown or unready model (404/503) or a bad option or voice (400) is
 answered as a plain HTTP response with Together's error body instead of the 101, so a client
 learns why before any websocket exists.
+
+A key sent as ``?api_key=`` is taken out of the connection's query string before anything else
+runs: uvicorn logs each handshake's path *with* its query string (``"WebSocket /v1/...?..."
+[accepted]`` on ``uvicorn.error``), and the key must never reach a log.
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 
 from server.auth import require_api_key_or_query
 from server.errors import InvalidRequest, ServiceUnavailable, TTSError, as_tts_error, error_response
@@ -17,6 +24,16 @@ from server.realtime.protocol import SessionOptions
 from server.request_log import current
 
 router = APIRouter()
+
+
+def without_query_key(websocket: WebSocket) -> HTTPConnection:
+    """Remove ``api_key`` from the scope's query string (what uvicorn logs); return a view that still has it."""
+    scope = websocket.scope
+    original = HTTPConnection(dict(scope))  # the auth check reads the key from this copy
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if any(name == "api_key" for name, _ in pairs):
+        scope["query_string"] = urlencode([(k, v) for k, v in pairs if k != "api_key"]).encode("latin-1")
+    return original
 
 
 def options_from_query(websocket: WebSocket) -> SessionOptions:
@@ -36,8 +53,9 @@ def options_from_query(websocket: WebSocket) -> SessionOptions:
 @router.websocket("/v1/audio/speech/websocket")
 async def speech_websocket(websocket: WebSocket) -> None:
     service = websocket.app.state.speech_service
+    with_key = without_query_key(websocket)
     try:
-        require_api_key_or_query(websocket)
+        require_api_key_or_query(with_key)
         if websocket.app.state.drain.draining:
             raise ServiceUnavailable(
                 "The server is shutting down; connect to another replica.",

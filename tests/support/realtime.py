@@ -52,7 +52,29 @@ def pcm_of(events: list[dict], item_id: str | None = None) -> bytes:
 
 
 def words_of(events: list[dict]) -> list[str]:
-    return [w["word"] for e in events if e["type"] == "conversation.item.word_timestamps" for w in e["words"]]
+    return [w for e in events if e["type"] == "conversation.item.word_timestamps" for w in e["words"]]
+
+
+def word_times_of(events: list[dict]) -> list[tuple[str, float, float]]:
+    """(word, start, end) from Together's parallel arrays, in the order the events came."""
+    return [
+        timing
+        for e in events
+        if e["type"] == "conversation.item.word_timestamps"
+        for timing in zip(e["words"], e["start_seconds"], e["end_seconds"], strict=True)
+    ]
+
+
+def decoded_seconds(data: bytes) -> float:
+    """Decode a whole audio file with FFmpeg (PyAV): its length in seconds, counted in decoded samples."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return samples / stream.codec_context.sample_rate
 
 
 async def wait_for_stats(base: str, model: str, check, timeout: float = 30.0) -> dict:
