@@ -33,6 +33,11 @@ ResponseEncoding = Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]
 SegmentMode = Literal["sentence", "immediate", "never"]
 
 
+def base_language(language: str) -> str:
+    """The language of a Together language code or lowercase locale: ``pt-br`` -> ``pt``."""
+    return language.split("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Voice:
     id: str
@@ -189,7 +194,8 @@ class Engine(abc.ABC):
 
     #: The model's own output rate, used when the client gives no ``sample_rate``.
     sample_rate: int = 24000
-    #: Together language codes this engine can speak.
+    #: Together language codes this engine can speak (a locale such as ``pt-br`` is spoken by its
+    #: language's engine; see :func:`base_language`).
     languages: frozenset[str] = frozenset({"en"})
     #: What a request without ``response_encoding`` gets. Hosted Together answers Kokoro and Orpheus
     #: with pcm_s16le "regardless"; the spec's default (pcm_f32le) holds for the others.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from engines.base import WordTiming
 from engines.errors import InvalidRequest
 
 PARAM = "extra_params.pronunciation_dict"
@@ -209,3 +210,15 @@ class WordRestorer(Generic[T]):
     def _still_speaking(self, region: Region) -> bool:
         """Whether words of ``region``'s replacement are left after the last word found."""
         return self._cursor < region.end and any(c.isalnum() for c in self._text[self._cursor : region.end])
+
+
+def timing_restorer(spoken: Rewritten | None = None) -> WordRestorer[WordTiming] | None:
+    """A restorer of :class:`WordTiming` items, given the first text (None: no replacement in it)."""
+    if spoken is not None and not spoken.regions:
+        return None
+    restorer: WordRestorer[WordTiming] = WordRestorer(
+        lambda w: w.word, lambda word, items: WordTiming(word, items[0].start, items[-1].end)
+    )
+    if spoken is not None:
+        restorer.add(spoken)
+    return restorer

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from engines.base import OutputSpec, SessionParams, WordTiming
+from engines.base import OutputSpec, SegmentMode, SessionParams, WordTiming
 
-# Together's language enum for /audio/speech. A model may speak fewer of these (checked later).
-Language = Literal["en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"]
+_LOCALE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")
+
+
+def _lowercase_locale(value: str) -> str:
+    if not _LOCALE.fullmatch(value):
+        raise ValueError("must be a lowercase language code or locale, such as en, en-gb, pt-br or zh-hk")
+    return value
+
+
+# Together's language codes (en, de, fr, ...) and lowercase locales ("locales are supported and must be
+# lowercase"). Whether the model speaks it is checked against the model (a 400 naming its languages).
+Language = Annotated[str, AfterValidator(_lowercase_locale)]
 
 
 class SpeechRequest(BaseModel):
@@ -27,10 +38,16 @@ class SpeechRequest(BaseModel):
         min_length=1,
         description="A voice of the model (GET /v1/voices); Kokoro also mixes voices: af_bella(2)+af_heart(1).",
     )
-    response_format: Literal["mp3", "wav", "raw"] = Field(
-        "wav", description="wav (16-bit), mp3, or raw PCM in response_encoding (the only format for stream=true)."
+    response_format: Literal["mp3", "wav", "raw", "mulaw"] = Field(
+        "wav",
+        description="wav (16-bit), mp3, raw PCM in response_encoding, or mulaw (raw G.711 mu-law bytes at the "
+        "model's rate unless sample_rate says otherwise). Streams carry raw or mulaw.",
     )
-    language: Language = Field("en", description="Together's language code; a model that cannot speak it is a 400.")
+    language: Language = Field(
+        "en",
+        description="Together's language code or a lowercase locale (en-us, en-gb, pt-br, zh-hk); a model that "
+        "cannot speak it is a 400. Kokoro: en-us and en-gb pick American or British pronunciation.",
+    )
     # Absent means the model's default: pcm_s16le for Kokoro and Orpheus (what hosted Together
     # always answers for them), pcm_f32le (the spec's default) for Cartesia.
     response_encoding: Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"] | None = Field(
@@ -43,7 +60,22 @@ class SpeechRequest(BaseModel):
     )
     bit_rate: Literal[32000, 64000, 96000, 128000, 192000] = Field(128000, description="MP3 bit rate in bit/s.")
     stream: bool = Field(
-        False, strict=True, description="Stream server-sent events (raw only): audio chunks as they are made."
+        False, strict=True, description="Stream server-sent events (raw or mulaw): audio chunks as they are made."
+    )
+    alignment: Literal["word", "none"] = Field(
+        "none",
+        description="word: word timestamps (Kokoro English, Cartesia; Orpheus: 400). Streams send "
+        "conversation.item.word_timestamps events; without stream the answer is JSON with audio and words.",
+    )
+    segment: SegmentMode = Field(
+        "sentence",
+        description="How the text is cut before synthesis: sentence (default), immediate (the first clause goes "
+        "alone, for the earliest first audio), never (one utterance, split only at the model's input limit).",
+    )
+    extra_params: dict[str, Any] | None = Field(
+        None,
+        description='pronunciation_dict: ["<source>/<replacement>", ...], whole words, any case, longest first; '
+        "a replacement written /like this/ is IPA (Kokoro English).",
     )
 
     # --- extensions (not in Together's schema; what Kokoro-FastAPI and Orpheus servers offer) ---
@@ -65,10 +97,7 @@ class SpeechRequest(BaseModel):
         None, ge=7, le=16384, strict=True, description="Most audio tokens per text segment (Orpheus)."
     )
     word_timestamps: bool = Field(
-        False,
-        strict=True,
-        description="Also return word start/end times: as their own SSE events when streaming, else a JSON "
-        "response carrying the audio and the words (Kokoro English, Cartesia; Orpheus has none: 400).",
+        False, strict=True, description='The same as alignment: "word" (this server\'s older name for it).'
     )
 
     @field_validator("input")
@@ -77,6 +106,10 @@ class SpeechRequest(BaseModel):
         if not value.strip():
             raise ValueError("input must contain text")
         return value
+
+    @property
+    def wants_words(self) -> bool:
+        return self.word_timestamps or self.alignment == "word"
 
     def to_params(self) -> SessionParams:
         sampling = {
@@ -94,8 +127,9 @@ class SpeechRequest(BaseModel):
             voice=self.voice,
             language=self.language,
             output=OutputSpec(
-                format=self.response_format,
-                encoding=self.response_encoding or "pcm_s16le",  # the service applies the model's default
+                # mulaw is raw PCM whose encoding the format fixes (the service keeps it so).
+                format="raw" if self.response_format == "mulaw" else self.response_format,
+                encoding=self.encoding or "pcm_s16le",  # the service applies the model's default
                 sample_rate=self.sample_rate,
                 bit_rate=self.bit_rate,
                 stream=self.stream,
@@ -103,8 +137,14 @@ class SpeechRequest(BaseModel):
             speed=self.speed,
             seed=self.seed,
             sampling=sampling,
-            word_timestamps=self.word_timestamps,
+            word_timestamps=self.wants_words,
+            segment=self.segment,
         )
+
+    @property
+    def encoding(self) -> str | None:
+        """The PCM encoding the client fixed: ``response_encoding``, or mu-law by ``response_format``."""
+        return "pcm_mulaw" if self.response_format == "mulaw" else self.response_encoding
 
 
 class VoiceEntry(BaseModel):
@@ -179,7 +219,8 @@ class WordEntry(BaseModel):
 
 
 class SpeechWithTimestamps(BaseModel):
-    """Non-streaming response when ``word_timestamps`` is true (an extension)."""
+    """Non-streaming response with ``alignment: "word"`` (an extension: Together documents word
+    timestamps for streams only)."""
 
     object: Literal["audio.speech"] = Field("audio.speech", description="The object type.")
     id: str = Field(description="The request id (also in the X-Request-ID header).")
@@ -191,15 +232,19 @@ class SpeechWithTimestamps(BaseModel):
     words: list[WordEntry] = Field(description="Every word, in order.")
 
 
-def word_timestamps_event(model: str, item_id: str, words: list[WordTiming]) -> dict[str, Any]:
-    """An SSE event with word timings (an extension). It carries no ``b64``/``delta``, so clients
-    that read only audio chunks skip it; it is sent only to requests that asked for timestamps."""
+def word_timestamps_event(item_id: str, words: list[WordTiming]) -> dict[str, Any]:
+    """Together's ``conversation.item.word_timestamps`` event, exactly: three parallel arrays.
+
+    The one builder of this event, for SSE streams and the realtime websocket alike. It carries no
+    ``b64``/``delta``, so clients that read only audio chunks skip it; it goes only to requests that
+    asked for word alignment.
+    """
     return {
-        "object": "audio.tts.word_timestamps",
         "type": "conversation.item.word_timestamps",
-        "model": model,
         "item_id": item_id,
-        "words": [WordEntry.of(w).model_dump() for w in words],
+        "words": [w.word for w in words],
+        "start_seconds": [w.start for w in words],
+        "end_seconds": [w.end for w in words],
     }
 
 

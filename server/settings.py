@@ -14,6 +14,7 @@ Nothing reads the environment at import time: ``Settings()`` does, when the CLI 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -88,6 +89,11 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
     # --- requests ------------------------------------------------------------------------------
     max_input_chars: int = Field(4096, ge=1, description="Longest accepted `input`, in characters.")
     warmup: bool = Field(True, description="Synthesize a short phrase at startup before turning ready.")
+    pronunciation_dict: Path | None = Field(
+        None,
+        description="Server-wide pronunciation dictionary: a text file of '<source>/<replacement>' entries, one "
+        "per line (# comments); applies to every request, whose own extra_params.pronunciation_dict wins.",
+    )
 
     # --- operations (issue 11: deadlines, shutdown, restarts, HTTP limits) ---------------------------
     request_timeout_s: float = Field(

@@ -45,7 +45,7 @@ async def sse_stream(model: str, item_id: str, first: Item, rest: AsyncIterator[
 
     def frame(item: Item) -> bytes:
         if isinstance(item, WordTimings):
-            return sse_event(word_timestamps_event(model, item_id, item.words))
+            return sse_event(word_timestamps_event(item_id, item.words))
         return sse_event(stream_chunk(model, item_id, base64.b64encode(item).decode()))
 
     try:

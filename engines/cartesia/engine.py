@@ -35,6 +35,7 @@ from engines.cartesia.voices import UpstreamVoiceCache, VoiceResolver, load_cart
 from engines.cartesia.websocket import CartesiaSocket
 from engines.errors import InvalidRequest, ServiceUnavailable, TTSError, UpstreamError
 from engines.histogram import LATENCY_BUCKETS, Histogram
+from engines.pronunciation import Pronouncer, timing_restorer
 
 if TYPE_CHECKING:
     from engines.cartesia.settings import CartesiaSettings
@@ -210,9 +211,17 @@ class CartesiaSession(EngineSession):
         await self._committed.wait()
         text = "".join(self._text).strip()
         if text and not self._closed:
-            async with aclosing(self._engine.proxy(self.params, text, self._voice_id)) as events:
+            # The pronunciation dictionary, whole words; Sonic takes text only: /IPA/ entries stay as written.
+            spoken = Pronouncer(self.params.pronunciations).rewrite(text)
+            restorer = timing_restorer(spoken)
+            async with aclosing(self._engine.proxy(self.params, spoken.text, self._voice_id)) as events:
                 async for event in events:
-                    yield event
+                    if isinstance(event, WordTimings) and restorer is not None:
+                        event = WordTimings(restorer.feed(event.words))
+                    if not isinstance(event, WordTimings) or event.words:
+                        yield event
+            if restorer is not None and (rest := restorer.flush()):
+                yield WordTimings(rest)
         if not self._closed:
             yield SessionEnd()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.base import SessionParams
+from engines.base import SessionParams, base_language
 from engines.errors import InvalidRequest
 
 #: The only output rates Cartesia accepts, for every container.
@@ -84,7 +84,7 @@ def build_tts_body(params: SessionParams, text: str, *, model_id: str, voice_id:
         "transcript": text,
         "voice": {"mode": "id", "id": voice_id},
         "output_format": output_format(params),
-        "language": params.language,
+        "language": base_language(params.language),  # a locale (pt-br) is spoken as its language
     }
     if params.speed != 1.0:
         body["generation_config"] = {"speed": params.speed}

@@ -36,7 +36,8 @@ from engines.cartesia.mapping import build_tts_body, cartesia_model_id
 from engines.cartesia.sse import word_timings
 from engines.cartesia.websocket import CartesiaSocket, Context
 from engines.errors import InvalidRequest, UpstreamError
-from engines.text import TextSegmenter
+from engines.pronunciation import Pronouncer, timing_restorer
+from engines.text import TextSegmenter, session_segmenter
 
 if TYPE_CHECKING:
     from engines.cartesia.engine import CartesiaEngine
@@ -54,8 +55,11 @@ class CartesiaRealtimeSession(EngineSession):
         self._socket = socket
         self._voice_id = voice_id
         self._model_id = cartesia_model_id(params.model, engine.settings.cartesia_model_id)
-        limit = min(params.max_partial_chars or MAX_PIECE_CHARS, MAX_PIECE_CHARS)
-        self._segmenter = TextSegmenter(first_chars=limit, max_chars=limit, min_chars=1)
+        # The request's segment mode within Cartesia's longest input (engines/text.py).
+        longest = TextSegmenter(first_chars=MAX_PIECE_CHARS, max_chars=MAX_PIECE_CHARS, never_chars=MAX_PIECE_CHARS)
+        self._segmenter = session_segmenter(params, longest)
+        self._pronouncer = Pronouncer(params.pronunciations)  # text only: /IPA/ entries stay as written
+        self._restorer = timing_restorer() if self._pronouncer and params.word_timestamps else None
         self._contexts: asyncio.Queue[Context | None] = asyncio.Queue()  # in order; None: no more
         self._opened: list[Context] = []
         self._context: Context | None = None  # the one inputs go to
@@ -100,8 +104,11 @@ class CartesiaRealtimeSession(EngineSession):
             self._engine.count("websocket_contexts")
             self._opened.append(context)
             self._contexts.put_nowait(context)
+        spoken = self._pronouncer.rewrite(piece)
+        if self._restorer is not None and piece:
+            self._restorer.add(spoken)
         # Inputs must join into a valid transcript: the segmenter strips the space between pieces.
-        text = f" {piece}" if piece and self._sent_text else piece
+        text = f" {spoken.text}" if piece and self._sent_text else spoken.text
         self._sent_text = self._sent_text or bool(piece)
         context.text_sent_at = time.monotonic()
         context.first_text_at = context.first_text_at or context.text_sent_at
@@ -138,6 +145,8 @@ class CartesiaRealtimeSession(EngineSession):
                             offset += len(audio) // BYTES_PER_SAMPLE[encoding]
                     elif kind == "timestamps":
                         words = word_timings(reply)
+                        if words is not None and self._restorer is not None:  # the input's words, as written
+                            words = WordTimings(self._restorer.feed(words.words))
                         if words is not None and words.words:
                             yield _shifted(words, start_s)
                     elif kind == "error":
@@ -153,6 +162,8 @@ class CartesiaRealtimeSession(EngineSession):
                 return
         if not self._closed:
             self._finished = True
+            if self._restorer is not None and (rest := self._restorer.flush()):
+                yield WordTimings(rest)
             yield SessionEnd()
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from engines.kokoro.g2p_pool import FIRST, LATER, G2PPool
 from engines.kokoro.requests import KokoroRequest, new_item
 from engines.kokoro.timestamps import SAMPLE_RATE, token_spans
 from engines.kokoro.voices import VoiceBank
+from engines.pronunciation import Pronouncer, WordRestorer
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
 from engines.worker import BatchWorker
@@ -37,6 +38,11 @@ __all__ = ["EDGE_FADE_SAMPLES", "KokoroEngine", "SAMPLE_RATE"]
 
 #: Phonemes any request may use whatever its length ("1999." alone spells out to ~25).
 PHONEME_FLOOR = 256
+#: ``segment: never``: the longest text phonemized at once. Kokoro's own input limit (510 phonemes)
+#: is met inside G2P, which splits at punctuation; this bounds one G2P call.
+NEVER_SEGMENT_CHARS = 4096
+
+Span = tuple[str, int, int]  # a word and its input ids (engines/kokoro/timestamps.py)
 
 
 class KokoroEngine(Engine):
@@ -157,11 +163,16 @@ class KokoroEngine(Engine):
             first_chars=self.settings.first_segment_chars,
             max_chars=self.settings.segment_chars,
             min_chars=self.settings.segment_min_chars,
+            never_chars=NEVER_SEGMENT_CHARS,
         )
-        return KokoroSession(self, params, segmenter, request)
+        # misaki's markup (``[word](/phonemes/)``) is English G2P's: IPA entries apply there only.
+        pronouncer = Pronouncer(params.pronunciations, phonemes=lang_code in "ab")
+        return KokoroSession(self, params, segmenter, request, pronouncer)
 
     # -- used by sessions ---------------------------------------------------------------------
-    def _items(self, request: KokoroRequest, chunks: list[PhonemeChunk]) -> None:
+    def _items(
+        self, request: KokoroRequest, chunks: list[PhonemeChunk], restorer: WordRestorer[Span] | None = None
+    ) -> None:
         """Queue phoneme chunks as model inputs, in order (event loop)."""
         vocab = self._model.vocab
         for chunk in chunks:
@@ -169,6 +180,8 @@ class KokoroEngine(Engine):
             spans = None
             if request.word_timestamps and chunk.tokens:
                 spans = token_spans(chunk.phonemes, chunk.tokens, vocab)
+                if spans is not None and restorer is not None:  # name the input's words, not replacements
+                    spans = restorer.feed(spans, final=True)
             # Built on the CPU: a host-to-device copy here would synchronise the event loop with the GPU's
             # stream; the batched front moves the whole padded batch in one copy on the worker thread.
             input_ids = torch.tensor(ids, dtype=torch.long)
@@ -187,11 +200,20 @@ class KokoroSession(WorkerSession):
     """Segments go to G2P one at a time, in order; their chunks join the request's job."""
 
     def __init__(
-        self, engine: KokoroEngine, params: SessionParams, segmenter: TextSegmenter, request: KokoroRequest
+        self,
+        engine: KokoroEngine,
+        params: SessionParams,
+        segmenter: TextSegmenter,
+        request: KokoroRequest,
+        pronouncer: Pronouncer | None = None,
     ) -> None:
         super().__init__(params, segmenter)
         self._engine = engine
         self._request = request
+        self._pronouncer = pronouncer or Pronouncer(())
+        self._restorer: WordRestorer[Span] | None = None
+        if self._pronouncer and request.word_timestamps:
+            self._restorer = WordRestorer(lambda span: span[0], lambda word, spans: (word, spans[0][1], spans[-1][2]))
         self._segments: asyncio.Queue[str | None] = asyncio.Queue()
         self._feeder: asyncio.Task[None] | None = None
 
@@ -219,12 +241,15 @@ class KokoroSession(WorkerSession):
             while (segment := await self._segments.get()) is not None:
                 if job.cancelled:
                     return
+                spoken = self._pronouncer.rewrite(segment)  # the pronunciation dictionary, whole words
+                if self._restorer is not None:
+                    self._restorer.add(spoken)
                 chunks = await engine._g2p.run(
-                    FIRST if first else LATER, lambda ph, text=segment: ph.chunks(text, request.lang_code)
+                    FIRST if first else LATER, lambda ph, text=spoken.text: ph.chunks(text, request.lang_code)
                 )
                 engine.check_work(request, sum(len(c.phonemes) for c in chunks), len(segment))
                 first = False
-                engine._items(request, chunks)
+                engine._items(request, chunks, self._restorer)
                 engine._worker.wake()
             request.input_done = True
             engine._worker.wake()

@@ -24,10 +24,18 @@ LANGUAGES = frozenset({"en", *LANG_CODES})
 _EXTRA = {"j": "misaki[ja] and unidic-lite", "z": "misaki[zh]"}
 
 
+#: English locales whose G2P Kokoro has: American and British. Other English locales follow the voice.
+ENGLISH_LOCALES = {"en-us": "a", "en-gb": "b"}
+
+
 def lang_code_for(language: str, voice_lang_code: str) -> str:
-    if language == "en":
+    """Kokoro's lang_code for a Together language or lowercase locale (``en-gb``, ``pt-br``)."""
+    if language in ENGLISH_LOCALES:
+        return ENGLISH_LOCALES[language]
+    base = language.split("-", 1)[0]
+    if base == "en":
         return "b" if voice_lang_code == "b" else "a"
-    return LANG_CODES[language]
+    return LANG_CODES[base]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engines.base import Engine, SessionParams, SynthesisRequest, Voice
+from engines.base import Engine, SessionParams, SynthesisRequest, Voice, base_language
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.job import Job
 from engines.orpheus import loader
@@ -31,6 +31,7 @@ from engines.orpheus.scheduler import OrpheusScheduler
 from engines.orpheus.slot_cache import rows_that_fit
 from engines.orpheus.snac_stream import WindowConfig
 from engines.orpheus.tokens import SAMPLE_RATE
+from engines.pronunciation import Pronouncer
 from engines.session import WorkerSession
 from engines.text import TextSegmenter
 from engines.worker import BatchWorker
@@ -150,7 +151,7 @@ class OrpheusEngine(Engine):
 
     def _check(self, params: SessionParams) -> SamplingParams:
         """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
-        if params.language != "en":
+        if base_language(params.language) != "en":
             raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{params.language}'.")
         if params.voice.lower() not in self._voice_ids:
             known = ", ".join(v.id for v in self._voices)
@@ -178,6 +179,7 @@ class OrpheusEngine(Engine):
             first_chars=self.settings.first_segment_chars,
             max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
             min_chars=self.settings.segment_min_chars,
+            never_chars=self.settings.orpheus_segment_chars,  # what one segment's generation holds
         )
 
     async def open_session(self, params: SessionParams) -> OrpheusSession:
@@ -229,12 +231,13 @@ class OrpheusSession(WorkerSession):
         super().__init__(params, segmenter)
         self._worker = worker
         self._request = request
+        self._pronouncer = Pronouncer(params.pronunciations)  # text only: /IPA/ entries are left as written
 
     def _submit(self) -> Job[OrpheusRequest]:
         return self._worker.submit(self._request)
 
     async def _release(self, job: Job[OrpheusRequest], segments: list[str]) -> None:
-        self._request.add_texts(segments)
+        self._request.add_texts([self._pronouncer.rewrite(segment).text for segment in segments])
         self._worker.wake()
 
     async def _end_input(self, job: Job[OrpheusRequest]) -> None:

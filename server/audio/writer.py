@@ -38,7 +38,7 @@ def check_output_supported(output: OutputSpec) -> None:
     """Reject combinations no encoder can produce, before any audio is generated."""
     if output.stream and output.format != "raw":
         raise InvalidRequest(
-            "Streaming supports only response_format 'raw'; use stream=false for mp3 or wav.",
+            "Streaming supports only response_format 'raw' or 'mulaw'; use stream=false for mp3 or wav.",
             param="response_format",
         )
     if output.format == "mp3" and output.sample_rate not in MP3_SAMPLE_RATES:

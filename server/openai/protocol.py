@@ -4,9 +4,9 @@ Both APIs use the same path, and most bodies (``model``, ``input``, ``voice``, m
 ``response_format: mp3``) are valid in both. The rule, applied to the JSON body:
 
 1. A field only Together has (``response_encoding``, ``sample_rate``, ``bit_rate``, ``stream``,
-   ``language``) or ``response_format: "raw"`` makes it a Together request, whatever else it
-   carries: Together ignores fields it does not know, so adding OpenAI fields to a Together
-   request never changes what it means.
+   ``language``, ``alignment``, ``segment``, ``extra_params``) or ``response_format`` ``raw`` or
+   ``mulaw`` makes it a Together request, whatever else it carries: Together ignores fields it
+   does not know, so adding OpenAI fields to a Together request never changes what it means.
 2. Otherwise something only OpenAI has makes it an OpenAI request: ``stream_format``,
    ``instructions``, ``response_format`` ``opus``/``aac``/``flac``/``pcm``, a voice given as an
    object (``{"id": ...}``), a model name from the OpenAI alias table (``tts-1``...), or a client
@@ -28,6 +28,9 @@ TOGETHER_ONLY_FIELDS = frozenset(
         "bit_rate",
         "stream",
         "language",
+        "alignment",
+        "segment",
+        "extra_params",
         "word_timestamps",
         "temperature",
         "top_p",
@@ -45,7 +48,7 @@ def is_openai_request(body: Any, user_agent: str, aliases: frozenset[str]) -> bo
     """The rule in the module docstring. ``aliases`` are lower-cased OpenAI model names."""
     if not isinstance(body, dict):
         return False  # not a JSON object: Together's route answers its usual 400
-    if TOGETHER_ONLY_FIELDS & body.keys() or body.get("response_format") == "raw":
+    if TOGETHER_ONLY_FIELDS & body.keys() or body.get("response_format") in ("raw", "mulaw"):
         return False
     if OPENAI_ONLY_FIELDS & body.keys() or body.get("response_format") in OPENAI_ONLY_FORMATS:
         return True

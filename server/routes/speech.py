@@ -35,7 +35,7 @@ async def create_speech(
 ) -> Response:
     """Speak ``input`` (Together's API). The answer is the audio file (``audio/wav``, ``audio/mpeg``,
     ``application/octet-stream`` for raw), server-sent events with ``stream: true``, or JSON with the audio
-    and its words when ``word_timestamps`` is set. OpenAI-style bodies are served as OpenAI's API (see
+    and its words with ``alignment: "word"`` (an extension). OpenAI-style bodies are served as OpenAI's API (see
     ``/v1/audio/speech/openai``). Errors before the first byte have their status; after it, a final SSE
     error event."""
     prepared = await service.prepare(body)
@@ -47,12 +47,12 @@ async def create_speech(
         if output.stream:
             events = sse_stream(prepared.engine.model_id, prepared.params.request_id, first, items)
             return StreamingResponse(events, headers=SSE_HEADERS)
-        if body.word_timestamps or output.format == "wav":
+        if body.wants_words or output.format == "wav":
             # The RIFF header carries the length, so a WAV body is complete before it is sent.
             audio, words = await unless_disconnected(request, collect(first, items))
             if output.format == "wav":
                 audio = fix_wav_sizes(audio)
-            if not body.word_timestamps:
+            if not body.wants_words:
                 return Response(audio, media_type=prepared.content_type)
             return JSONResponse(
                 SpeechWithTimestamps(

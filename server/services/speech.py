@@ -26,8 +26,11 @@ from engines.base import (
     PcmChunk,
     SessionParams,
     WordTimings,
+    base_language,
     chunk_seconds,
 )
+from engines.errors import TTSError
+from engines.pronunciation import Entry, from_extra_params, load_file, merge
 from server.audio import CONTENT_TYPES, AudioWriter, check_output_supported
 from server.engine_pool import EnginePool
 from server.errors import InputTooLong, UnsupportedLanguage
@@ -56,6 +59,14 @@ class SpeechService:
         self.pool = pool
         self.settings = settings
         self.metrics = metrics  # server/metrics.py (None in tools that use the service alone)
+        # TTS_PRONUNCIATION_DICT, read once: a malformed file stops the server at startup.
+        path = getattr(settings, "pronunciation_dict", None)
+        self.server_pronunciations: tuple[Entry, ...] = load_file(path) if path else ()
+
+    def pronunciations(self, extra_params: dict[str, Any] | None) -> tuple[Entry, ...]:
+        """A request's (or websocket session's) ``extra_params.pronunciation_dict`` merged over the
+        server-wide dictionary, its own entries winning; a malformed one is a 400 naming the field."""
+        return merge(self.server_pronunciations, from_extra_params(extra_params))
 
     async def prepare(self, body: SpeechRequest) -> PreparedSpeech:
         """Resolve the engine, reject anything invalid, and start synthesis (open + feed + commit)."""
@@ -69,10 +80,18 @@ class SpeechService:
                 f"{self.settings.max_input_chars} (TTS_MAX_INPUT_CHARS)."
             )
         params = body.to_params()
+        params.pronunciations = self.pronunciations(body.extra_params)
         if trace is not None:
             params.request_id = trace.request_id  # the SSE item_id is the X-Request-ID
-        params.output = self.effective_output(engine, params.output, explicit_encoding=body.response_encoding)
-        session = await self.open(engine, params)
+        params.output = self.effective_output(
+            engine, params.output, explicit_encoding=body.encoding, keep_encoding=body.response_format == "mulaw"
+        )
+        try:
+            session = await self.open(engine, params)
+        except TTSError as exc:
+            if exc.param == "word_timestamps" and not body.word_timestamps:
+                exc.param = "alignment"  # name the field the client sent
+            raise
         try:
             await session.feed(body.input)
             await session.commit()
@@ -83,19 +102,27 @@ class SpeechService:
 
     async def open(self, engine: Engine, params: SessionParams) -> EngineSession:
         """The checks every model shares, then the engine's own (by opening its session)."""
-        if params.language not in engine.languages:
+        if base_language(params.language) not in engine.languages:
             spoken = ", ".join(sorted(engine.languages))
             raise UnsupportedLanguage(
-                f"Model '{engine.model_id}' does not speak '{params.language}'; it speaks: {spoken}."
+                f"Model '{engine.model_id}' does not speak '{params.language}'; it speaks: {spoken} "
+                "(and their lowercase locales, such as en-gb or pt-br)."
             )
         check_output_supported(params.output)
         return await engine.open_session(params)
 
-    def effective_output(self, engine: Engine, output: OutputSpec, *, explicit_encoding: str | None) -> OutputSpec:
-        """Fill in the model's defaults; with ``hosted_compat``, override as hosted Together does."""
+    def effective_output(
+        self, engine: Engine, output: OutputSpec, *, explicit_encoding: str | None, keep_encoding: bool = False
+    ) -> OutputSpec:
+        """Fill in the model's defaults; with ``hosted_compat``, override as hosted Together does.
+
+        ``keep_encoding``: the response format itself fixes the encoding (``mulaw``), which then
+        holds even with ``hosted_compat``.
+        """
         if self.settings.hosted_compat and engine.hosted_ignores_output_options:
             # Hosted Together always answers Kokoro/Orpheus with 24 kHz 16-bit PCM.
-            return dataclasses.replace(output, sample_rate=engine.sample_rate, encoding="pcm_s16le")
+            encoding = output.encoding if keep_encoding else "pcm_s16le"
+            return dataclasses.replace(output, sample_rate=engine.sample_rate, encoding=encoding)
         if explicit_encoding is None:
             output = dataclasses.replace(output, encoding=engine.default_encoding)
         if output.sample_rate is None:

@@ -65,21 +65,35 @@ def test_hosted_compat_ignores_even_explicit_output_options(fake_server):
         assert r.content == encode_pcm(FULL, "pcm_s16le")
 
 
-def test_word_timestamps_as_sse_events_beside_the_audio(api):
+@pytest.mark.parametrize("ask", [{"alignment": "word"}, {"word_timestamps": True}])
+def test_word_timestamps_as_sse_events_beside_the_audio(api, ask):
     base, _ = api
-    r = speech(base, input="Hello big world.", response_format="raw", stream=True, word_timestamps=True)
+    r = speech(base, input="Hello big world.", response_format="raw", stream=True, **ask)
     events = [json.loads(line[6:]) for line in r.text.split("\n\n") if line and "[DONE]" not in line]
-    words = [e for e in events if e.get("object") == "audio.tts.word_timestamps"]
+    words = [e for e in events if e.get("type") == "conversation.item.word_timestamps"]
     audio = [e for e in events if e.get("object") == "audio.tts.chunk"]
-    assert [w["word"] for e in words for w in e["words"]] == ["Hello", "big", "world."]
-    assert all("b64" not in e and "delta" not in e for e in words)  # audio-only readers skip them
+    assert words == [  # Together's shape exactly: three parallel arrays and the item
+        {
+            "type": "conversation.item.word_timestamps",
+            "item_id": r.headers["x-request-id"],
+            "words": ["Hello", "big", "world."],
+            "start_seconds": [0.0, 0.1, 0.2],
+            "end_seconds": [0.1, 0.2, 0.30000000000000004],
+        }
+    ]
     assert b"".join(base64.b64decode(c["b64"]) for c in audio) == encode_pcm(FULL, "pcm_s16le")
+
+
+def test_no_alignment_no_word_events(api):
+    base, _ = api
+    r = speech(base, input="Hello big world.", response_format="raw", stream=True, alignment="none")
+    assert "word_timestamps" not in r.text
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "raw"])
 def test_word_timestamps_without_streaming_are_a_json_body_with_the_audio(api, fmt):
     base, _ = api
-    r = speech(base, input="Hello big world.", response_format=fmt, word_timestamps=True)
+    r = speech(base, input="Hello big world.", response_format=fmt, alignment="word")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()
     assert body["object"] == "audio.speech" and body["sample_rate"] == RATE

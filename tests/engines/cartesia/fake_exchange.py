@@ -15,6 +15,7 @@ from tests.engines.cartesia.fake_wire import (
     BIT_RATES,
     CONTENT_TYPES,
     ENCODINGS,
+    LANGUAGES,
     SAMPLE_RATES,
     VERSION,
     Behaviour,
@@ -121,6 +122,8 @@ class Exchange:
             if key not in body:
                 return f"Missing required field '{key}'."
         voice, fmt = body["voice"], body["output_format"]
+        if "language" in body and body["language"] not in LANGUAGES:  # Cartesia's codes: no locales
+            return f"Invalid language '{body['language']}'."
         if not (isinstance(voice, dict) and voice.get("mode") == "id" and isinstance(voice.get("id"), str)):
             return "voice must be {mode: 'id', id: <uuid>}."
         container = fmt.get("container")
@@ -196,6 +199,17 @@ class Exchange:
         await self.body(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
 
     async def _chunk_event(self, i: int) -> None:
+        if self.b.transcript_timestamps and self.request.body.get("add_timestamps") and i < 2:
+            words = self.request.body["transcript"].split()
+            half = (len(words) + 1) // 2
+            first = i * half
+            batch = words[first : first + half] if i == 0 else words[half:]
+            stamps = {
+                "words": batch,
+                "start": [0.25 * (first + k) for k in range(len(batch))],
+                "end": [0.25 * (first + k + 1) for k in range(len(batch))],
+            }
+            await self._event("timestamps", {"type": "timestamps", "done": False, "word_timestamps": stamps})
         if self.b.sse_extra_events and i == 0:
             await self.body(b": keep-alive\n\n")
             await self._event(

@@ -11,6 +11,7 @@ from typing import Any
 SAMPLE_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
 BIT_RATES = {32000, 64000, 96000, 128000, 192000}
 ENCODINGS = {"pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"}
+LANGUAGES = {"en", "de", "fr", "es", "hi", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "tr", "zh"}
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "raw": "application/octet-stream"}
 VERSION = "2026-03-01"
 API_KEY = "sk_car_test_0123456789"
@@ -78,6 +79,9 @@ class Behaviour:
     sse_error_after: int | None = None  # send an SSE error event after this many chunks
     sse_error_status: int = 500
     sse_extra_events: bool = False  # interleave events the proxy must ignore
+    # With add_timestamps: time the transcript's own words (0.25 s each), half before each of the first
+    # two chunks, as Cartesia sends word timestamps in batches.
+    transcript_timestamps: bool = False
     omit_done: bool = False  # end the SSE stream without its done event
     hang_s: float = 0.0  # stall before the response starts
     stall_after_parts: int | None = None  # stall mid-body after this many parts
