@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +25,9 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
-from server.audio.containers import ContainerEncoder, contained
 from server.errors import InputTooLong, InvalidRequest, Overloaded, ServiceUnavailable, TTSError, as_tts_error
 from server.realtime import protocol as events
+from server.realtime.items import item_audio, item_params, tempo, validate
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
 from server.settings import Settings
@@ -43,6 +42,7 @@ class Item:
     session: EngineSession
     params: SessionParams
     container: str | None
+    speed: float  # the time-stretch the server applies (1.0: the model speaks at the asked speed itself)
     chars: int = 0
     failed: bool = False
 
@@ -209,7 +209,8 @@ class RealtimeConnection:
         params = item_params(self.service, self.engine, self.options)
         session = await self.service.open(self.engine, params)
         self._count += 1
-        item = Item(f"tts_{self._count}", self.engine, session, params, self.options.container)
+        speed = tempo(self.engine, self.options)
+        item = Item(f"tts_{self._count}", self.engine, session, params, self.options.container, speed)
         self._current = item
         self._open.append(item)
         self._queue.put_nowait(item)
@@ -233,9 +234,7 @@ class RealtimeConnection:
 
     async def _speak(self, item: Item) -> None:
         prepared = PreparedSpeech(item.engine, item.params, item.session)
-        audio: AsyncIterator[bytes | WordTimings] = self.service.audio_events(prepared)
-        if item.container is not None:
-            audio = contained(audio, ContainerEncoder(item.container, item.params.output.sample_rate))
+        audio = item_audio(self.service, prepared, speed=item.speed, container=item.container)
         try:
             async with contextlib.aclosing(audio) as chunks:
                 async for chunk in chunks:
@@ -294,25 +293,3 @@ class RealtimeConnection:
         for farewell in (self.fail(error, final=True), self.ws.close(code=1000, reason=error.code)):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(farewell, FAREWELL_TIMEOUT_S)
-
-
-async def validate(service: SpeechService, engine: Engine, options: SessionOptions) -> None:
-    """Check options the way an item would use them (voice, language, rate...), without synthesizing."""
-    if options.container is not None:
-        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate
-            ContainerEncoder(options.container, options.sample_rate).close()
-        except Exception as exc:
-            raise InvalidRequest(
-                f"response_format {options.container} cannot be encoded at {options.sample_rate} Hz: {exc}",
-                param="sample_rate",
-            ) from None
-    session = await service.open(engine, item_params(service, engine, options))
-    await session.close()
-
-
-def item_params(service: SpeechService, engine: Engine, options: SessionOptions) -> SessionParams:
-    """An item's parameters; with ``hosted_compat`` local models answer 24 kHz s16le, as hosted Together."""
-    pronounce = getattr(service, "pronunciations", None)  # TEMP until SpeechService.pronunciations lands
-    params = options.params(engine, pronounce(options.extra_params) if pronounce else ())
-    params.output = service.effective_output(engine, params.output, explicit_encoding=params.output.encoding)
-    return params

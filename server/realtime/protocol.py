@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.base import Engine, OutputSpec, SegmentMode, SessionParams, WordTiming
 from server.errors import TTSError, error_body
-from server.protocol import Language
+from server.protocol import Language, word_timestamps_event
 
 #: Together's realtime audio: raw 16-bit PCM at 24 kHz, unless the session asks otherwise.
 DEFAULT_RATE = 24000
@@ -139,13 +139,8 @@ def audio_done(item_id: str) -> dict[str, Any]:
 
 def word_timestamps(item_id: str, words: list[WordTiming]) -> dict[str, Any]:
     """Together's shape: ``words``, ``start_seconds``, ``end_seconds`` as parallel arrays."""
-    return _event(  # TEMP until server.protocol.word_timestamps_event(item_id, words) lands
-        "conversation.item.word_timestamps",
-        item_id=item_id,
-        words=[w.word for w in words],
-        start_seconds=[round(w.start, 3) for w in words],
-        end_seconds=[round(w.end, 3) for w in words],
-    )
+    event = word_timestamps_event(item_id, words)  # the one builder, shared with SSE streams
+    return _event(event.pop("type"), **event)
 
 
 def buffer_cleared(item_id: str | None) -> dict[str, Any]:

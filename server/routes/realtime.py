@@ -19,7 +19,8 @@ from starlette.requests import HTTPConnection
 
 from server.auth import require_api_key_or_query
 from server.errors import InvalidRequest, ServiceUnavailable, TTSError, as_tts_error, error_response
-from server.realtime.connection import RealtimeConnection, validate
+from server.realtime.connection import RealtimeConnection
+from server.realtime.items import validate
 from server.realtime.protocol import SessionOptions
 from server.request_log import current
 

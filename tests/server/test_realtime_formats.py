@@ -170,3 +170,32 @@ def test_word_timestamps_in_togethers_shape(server):
     assert starts == sorted(starts) and all(s <= e for _, s, e in timed)
     without = run(speak(base, ["Hello big world."], alignment="none"))
     assert not [e for e in without if e["type"] == "conversation.item.word_timestamps"]
+
+
+class NoRateControl(FakeEngine):
+    native_speed = False  # as Orpheus: the server time-stretches
+
+
+def test_a_model_without_rate_control_is_time_stretched_on_the_socket():
+    from websockets.exceptions import InvalidStatus
+
+    engine = NoRateControl(chunks=CHUNKS, chunk_samples=CHUNK_SAMPLES)
+    app = create_app(Settings(), engines={engine.model_id: engine})
+
+    async def talk(base):
+        normal = await speak(base, ["Plain."], alignment="word")
+        fast = await speak(base, ["Fast."], speed=2.0, alignment="word")
+        slow_mp3 = await speak(base, ["Slow."], speed=0.5, response_format="mp3")
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(base, voice="alpha", speed=2.0, response_encoding="pcm_f32le"):
+                pass
+        return normal, fast, slow_mp3, refused.value.response
+
+    with serve_app(app) as base:
+        normal, fast, slow_mp3, refused = run(talk(base))
+    assert engine.last_request.speed == 1.0  # the model was asked for its own pace
+    assert abs(len(pcm_of(fast)) - len(pcm_of(normal)) / 2) <= 2 * 1024  # atempo's frame granularity
+    assert abs(decoded_seconds(b"".join(deltas(slow_mp3, "tts_1"))) - 2 * SPOKEN_S) <= 0.15
+    assert [round(s, 3) for _, s, _ in word_times_of(fast)] == [0.0]  # "Fast." at 0-0.1 s, halved
+    assert [round(e, 3) for _, _, e in word_times_of(fast)] == [0.05]
+    assert refused.status_code == 400 and b'"param":"speed"' in refused.body.replace(b" ", b"")
