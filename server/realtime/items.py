@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from engines.base import Engine, SessionParams, WordTimings
 from server.audio.containers import ContainerEncoder, contained
 from server.audio.tempo import TimeStretch
-from server.errors import InvalidRequest
+from server.errors import InvalidRequest, TTSError
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
 
@@ -52,7 +52,12 @@ async def validate(service: SpeechService, engine: Engine, options: SessionOptio
             f"does for pcm_s16le and containers, not {params.output.encoding}.",
             param="speed",
         )
-    session = await service.open(engine, params)
+    try:
+        session = await service.open(engine, params)
+    except TTSError as exc:
+        if exc.param == "word_timestamps" and not options.word_timestamps:
+            exc.param = "alignment"  # name the parameter the client sent, as POST does
+        raise
     await session.close()
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 
 import pytest
+import websockets
 from websockets.exceptions import InvalidStatus
 
 from server.app import create_app
@@ -67,19 +68,24 @@ def test_query_key_opens_the_socket_a_wrong_one_is_refused_and_neither_is_logged
             await append(ws, "Authorised.")
             await commit(ws)
             spoken = await until(ws, "conversation.item.audio_output.done")
+            speed = engine.last_request.speed
+        unversioned = base.replace("http://", "ws://") + f"/audio/speech/websocket?voice=alpha&api_key={KEY}"
+        async with websockets.connect(unversioned) as ws:  # the path without /v1 is served (and logged) too
+            assert (await recv(ws))["type"] == "session.created"
         wrong = await refused(base, voice="alpha", api_key=KEY + "x")
         missing = await refused(base, voice="alpha")
-        return created, spoken, wrong, missing
+        return created, spoken, speed, wrong, missing
 
     with serve_app(app) as base, every_log_line() as lines:  # after uvicorn set its levels
-        created, spoken, wrong, missing = run(talk(base))
+        created, spoken, speed, wrong, missing = run(talk(base))
     assert created["type"] == "session.created" and spoken[-1]["item_id"] == "tts_1"
-    assert engine.last_request.speed == 1.25  # the other query parameters survive the key's removal
+    assert speed == 1.25  # the other query parameters survive the key's removal
     assert wrong == (401, {"error": wrong[1]["error"]}) and wrong[1]["error"]["code"] == "invalid_api_key"
     assert missing[0] == 401 and missing[1]["error"]["code"] == "missing_api_key"
     handshakes = [line for line in lines if "WebSocket /v1/audio/speech/websocket" in line]
-    assert len(handshakes) >= 3, lines  # uvicorn logged each handshake (accepted, 401, 401)...
+    handshakes += [line for line in lines if '"WebSocket /audio/speech/websocket' in line]
+    assert len(handshakes) >= 4, lines  # uvicorn logged each handshake (accepted twice, 401, 401)...
     assert "speed=1.25" in " ".join(handshakes)  # ...with its query string...
-    assert not [line for line in handshakes if "api_key" in line]  # ...without the key (taken out of the scope)
+    assert not [line for line in handshakes if KEY[3:] in line]  # ...without the key
     assert not [line for line in lines if KEY[3:] in line]  # and no line at any level has the key
     assert any("api_key=[redacted]" in line for line in lines)  # uvicorn's raw request lines (DEBUG), filtered

@@ -106,3 +106,18 @@ def test_pronunciation_dict_in_a_session_update_changes_what_is_spoken(base):
     assert a.size != b.size or not np.array_equal(a, b)
     # The word timings still name what the input said.
     assert [w.strip(".") for w, _, _ in word_times_of(replaced)] == ["Well", "omg"]
+
+
+def test_segment_immediate_speaks_each_append_without_waiting_for_a_sentence_end(base):
+    async def talk():
+        async with connect(base, model=MODEL, voice="af_heart", segment="immediate", max_partial_length=200) as ws:
+            created = await recv(ws)
+            await append(ws, "Hello there my ")  # no sentence end, far below max_partial_length
+            before_commit = await until(ws, "conversation.item.audio_output.delta")
+            await append(ws, "friend.")
+            await commit(ws)
+            return created, before_commit, await until(ws, DONE)
+
+    created, before, rest = run(talk())
+    assert created["session"]["segment"] == "immediate"
+    assert pcm_of(before) and len(pcm_of(before + rest)) > len(pcm_of(before))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -70,4 +71,6 @@ def test_word_timestamps_are_refused_for_orpheus_before_the_upgrade(base):
         return refused.value.response
 
     response = run(attempt())
-    assert response.status_code == 400 and b"word_timestamps" in response.body
+    assert response.status_code == 400
+    error = json.loads(response.body)["error"]
+    assert error["param"] == "alignment" and "no word timestamps" in error["message"]
