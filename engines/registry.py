@@ -24,6 +24,8 @@ class EngineSpec:
     settings: str  # "module:Class" of its settings section
     aliases: tuple[str, ...] = ()
     alias_pattern: str | None = None  # regex for families such as cartesia/sonic-2
+    # Other model names it serves that /v1/models and /v1/voices list beside model_id (Together's list).
+    listed: tuple[str, ...] = ()
 
 
 ENGINES: tuple[EngineSpec, ...] = (
@@ -45,6 +47,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         "engines.cartesia.settings:CartesiaSettings",
         aliases=("sonic",),
         alias_pattern=r"cartesia/sonic(-[\w.-]+)?",
+        listed=("cartesia/sonic-2", "cartesia/sonic-3"),
     ),
 )
 
@@ -59,6 +62,14 @@ def resolve(name: str) -> EngineSpec:
             return spec
     known = ", ".join(s.model_id for s in ENGINES)
     raise ModelNotFound(f"Model '{name}' is not served here. Known models: {known}.")
+
+
+def listed_names(model_id: str) -> tuple[str, ...]:
+    """The names a served model is listed under: its own, then the family members it also serves."""
+    for spec in ENGINES:
+        if spec.model_id == model_id:
+            return (spec.model_id, *spec.listed)
+    return (model_id,)  # an engine the registry does not list (injected by an embedding app)
 
 
 def _load(target: str):

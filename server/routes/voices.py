@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from engines.base import Engine
+from engines.registry import listed_names
 from server.auth import require_api_key
 from server.errors import ModelNotFound
 from server.protocol import ListVoicesResponse, ModelCard, ModelList, ModelVoices, VoiceEntry
@@ -18,18 +20,29 @@ async def list_voices(
 ) -> ListVoicesResponse:
     """The voices of every served model (or of ``model``)."""
     pool = request.app.state.engine_pool
-    engines = [pool.lookup(model)] if model else list(pool.engines.values())
+    if model:
+        engine = pool.lookup(model)
+        named = [n for n in listed_names(engine.model_id) if n.lower() == model.strip().lower()]
+        models = [(named[0] if named else engine.model_id, engine)]
+    else:
+        models = listed_models(request)
     return ListVoicesResponse(
         data=[
             ModelVoices(
-                model=engine.model_id,
+                model=name,
                 voices=[
                     VoiceEntry(id=v.id, name=v.name, language=v.language, gender=v.gender) for v in engine.voices()
                 ],
             )
-            for engine in engines
+            for name, engine in models
         ]
     )
+
+
+def listed_models(request: Request) -> list[tuple[str, Engine]]:
+    """Every name the served models are listed under (``cartesia/sonic-2``... beside ``cartesia/sonic``)."""
+    pool = request.app.state.engine_pool
+    return [(name, engine) for model_id, engine in pool.engines.items() for name in listed_names(model_id)]
 
 
 def wants_openai_shape(request: Request, format: str | None) -> bool:
@@ -44,8 +57,7 @@ def wants_openai_shape(request: Request, format: str | None) -> bool:
 
 
 def cards(request: Request) -> list[ModelCard]:
-    pool = request.app.state.engine_pool
-    return [ModelCard.for_model(name, engine.available) for name, engine in pool.engines.items()]
+    return [ModelCard.for_model(name, engine.available) for name, engine in listed_models(request)]
 
 
 def alias_cards(request: Request) -> list[ModelCard]:
@@ -80,7 +92,11 @@ async def get_model(model_id: str, request: Request) -> ModelCard:
         if card.id.lower() == model_id.lower():
             return card
     engine = request.app.state.engine_pool.lookup(model_id)
-    for card in cards(request):
+    listed = cards(request)
+    for card in listed:  # a listed name as asked (cartesia/sonic-2), else the engine's own card
+        if card.id.lower() == model_id.lower():
+            return card
+    for card in listed:
         if card.id == engine.model_id:
             return card
     raise ModelNotFound(f"Model '{model_id}' is not served here.")

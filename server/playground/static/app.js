@@ -207,7 +207,7 @@ async function speak() {
   stats.requests += 1;
   stats.sampleRate = s.sampleRate;
   const body = speechBody(s, "stream");
-  if (hasWords(s)) body.word_timestamps = true;
+  if (hasWords(s)) body.alignment = "word";
   const controller = new AbortController();
   state.abort = controller;
   const started = performance.now();
@@ -217,8 +217,9 @@ async function speak() {
   try {
     const response = await client.post("v1/audio/speech", body, controller.signal);
     for await (const event of sseEvents(response)) {
-      if (Array.isArray(event.words)) {
-        words.add(event.words);
+      if (event.type === "conversation.item.word_timestamps") {
+        // Together's shape: parallel arrays of words and their start and end seconds.
+        words.add(event.words.map((word, i) => ({ word, start: event.start_seconds[i], end: event.end_seconds[i] })));
         continue;
       }
       const b64 = event.b64 || event.delta;

@@ -182,7 +182,11 @@ def test_without_a_key_the_model_is_listed_unavailable(fake: FakeCartesia) -> No
         models = httpx.get(f"{base}/v1/models").json()
         r = speech(base)
         voices = httpx.get(f"{base}/v1/voices", params={"model": MODEL}).json()["data"]
-    assert [(m["id"], m["available"]) for m in models] == [(MODEL, False)]
+    assert [(m["id"], m["available"]) for m in models] == [
+        (MODEL, False),
+        ("cartesia/sonic-2", False),
+        ("cartesia/sonic-3", False),
+    ]
     assert r.status_code == 503 and "CARTESIA_API_KEY" in r.json()["error"]["message"]
     assert fake.requests == []
     assert voices[0]["model"] == MODEL and len(voices[0]["voices"]) >= 100

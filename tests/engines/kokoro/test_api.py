@@ -60,3 +60,42 @@ def test_no_response_encoding_means_16_bit_raw_and_streamed(server):
     with httpx.stream("POST", f"{server}/v1/audio/speech", json=body, timeout=300) as r:
         events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     assert b"".join(base64.b64decode(e["b64"]) for e in events if "b64" in e) == default
+
+
+def post(base, **fields) -> httpx.Response:
+    body = {"model": MODEL, "input": "Hello there, big world.", "voice": "af_heart", "seed": 3, **fields}
+    r = httpx.post(f"{base}/v1/audio/speech", json=body, timeout=300)
+    assert r.status_code == 200
+    return r
+
+
+def test_alignment_word_on_sse_follows_the_audio(server):
+    r = post(server, stream=True, response_format="raw", alignment="word")
+    events = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+    audio = b"".join(base64.b64decode(e["delta"]) for e in events if "delta" in e)
+    timed = [e for e in events if e["type"] == "conversation.item.word_timestamps"]
+    assert timed and all(set(e) == {"type", "item_id", "words", "start_seconds", "end_seconds"} for e in timed)
+    words = [w for e in timed for w in e["words"]]
+    starts = [s for e in timed for s in e["start_seconds"]]
+    ends = [s for e in timed for s in e["end_seconds"]]
+    assert words == ["Hello", "there", "big", "world"]  # in order, as written
+    assert all(a < b for a, b in zip(starts, ends)) and all(b <= c for b, c in zip(ends, starts[1:]))
+    duration = len(audio) / 2 / 24000
+    # Covering the audio: speech starts after the leading boundary token and ends before the trailing one.
+    assert 0 < starts[0] < 0.5 and duration - 0.5 < ends[-1] <= duration
+
+
+def test_mulaw_is_one_byte_per_sample_and_decodes_as_pcm_mulaw(server):
+    mulaw = post(server, response_format="mulaw").content
+    assert mulaw == post(server, response_format="raw", response_encoding="pcm_mulaw").content
+    s16 = np.frombuffer(post(server, response_format="raw", response_encoding="pcm_s16le").content, "<i2")
+    assert len(mulaw) == s16.size  # byte length = samples
+    decoded = mulaw_decode(np.frombuffer(mulaw, np.uint8))
+    assert np.abs(decoded - s16.astype(np.int32)).max() <= 1024  # mu-law's step at full scale
+
+
+def mulaw_decode(codes: np.ndarray) -> np.ndarray:
+    """G.711 mu-law -> 16-bit values (ITU-T reference expansion)."""
+    codes = ~codes.astype(np.int32) & 0xFF
+    magnitude = (((codes & 0x0F) << 3) + 0x84) << ((codes & 0x70) >> 4)
+    return np.where(codes & 0x80, 0x84 - magnitude, magnitude - 0x84)
