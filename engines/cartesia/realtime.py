@@ -145,10 +145,12 @@ class CartesiaRealtimeSession(EngineSession):
                             offset += len(audio) // BYTES_PER_SAMPLE[encoding]
                     elif kind == "timestamps":
                         words = word_timings(reply)
+                        if words is not None:
+                            words = _shifted(words, start_s)
                         if words is not None and self._restorer is not None:  # the input's words, as written
                             words = WordTimings(self._restorer.feed(words.words))
                         if words is not None and words.words:
-                            yield _shifted(words, start_s)
+                            yield words
                     elif kind == "error":
                         if context.retired:
                             break  # it had expired before we ended it: its audio was all there

@@ -57,7 +57,7 @@ def real_server(realweights):
         yield base
 
 
-def word_error_rate(realweights, reference: str, wav: Path) -> tuple[float, str]:
+def transcribe(realweights, wav: Path) -> str:
     python = Path(realweights["VENV"]) / "bin" / "python"
     asr = subprocess.run(
         [python, BUILD / "asr.py", str(wav), "--model", realweights["WHISPER_DIR"], "--json"],
@@ -66,7 +66,12 @@ def word_error_rate(realweights, reference: str, wav: Path) -> tuple[float, str]
         timeout=300,
         check=True,
     )
-    transcript = json.loads(asr.stdout)["text"]
+    return json.loads(asr.stdout)["text"]
+
+
+def word_error_rate(realweights, reference: str, wav: Path) -> tuple[float, str]:
+    python = Path(realweights["VENV"]) / "bin" / "python"
+    transcript = transcribe(realweights, wav)
     score = subprocess.run(
         [python, BUILD / "wer.py", "--json", reference, transcript], capture_output=True, text=True, check=True
     )
@@ -101,6 +106,23 @@ def test_sse_stream_at_16khz_says_the_words(real_server, realweights, tmp_path):
     sf.write(wav, np.frombuffer(pcm, "<i2"), 16000)
     wer, transcript = word_error_rate(realweights, text, wav)
     assert wer <= 0.15, transcript
+
+
+def test_a_pronunciation_dictionary_is_heard(real_server, realweights, tmp_path):
+    """Together's extra_params.pronunciation_dict: "omg" is heard as "oh my god" with it, not without."""
+
+    def heard(**extra) -> str:
+        body = {"model": MODEL, "input": "She read the message and said omg.", "voice": "jf_alpha", "seed": 1}
+        r = httpx.post(f"{real_server}/v1/audio/speech", json={**body, **extra}, timeout=300)
+        assert r.status_code == 200
+        wav = tmp_path / "speech.wav"
+        wav.write_bytes(r.content)
+        return " ".join("".join(c if c.isalnum() else " " for c in transcribe(realweights, wav).lower()).split())
+
+    with_dict = heard(extra_params={"pronunciation_dict": ["omg/oh my god"]})
+    without = heard()
+    assert "oh my god" in with_dict, with_dict
+    assert "oh my god" not in without, without
 
 
 def test_mixed_voice_mp3_says_the_words(real_server, realweights, tmp_path):
