@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
 from server.audio.containers import ContainerEncoder, contained
 from server.errors import InputTooLong, InvalidRequest, Overloaded, ServiceUnavailable, TTSError, as_tts_error
+from server.json_depth import json_depth
 from server.realtime import protocol as events
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
@@ -116,6 +117,11 @@ class RealtimeConnection:
     async def _handle(self, text: str | None) -> None:
         if text is None:
             raise InvalidRequest("Send events as JSON text frames.", code="invalid_event")
+        if json_depth(text) > self.settings.max_json_depth:
+            raise InvalidRequest(
+                f"Events nest deeper than {self.settings.max_json_depth} levels (TTS_MAX_JSON_DEPTH).",
+                code="invalid_event",
+            )
         try:
             event = json.loads(text)
         except ValueError:
@@ -288,8 +294,12 @@ class RealtimeConnection:
 async def validate(service: SpeechService, engine: Engine, options: SessionOptions) -> None:
     """Check options the way an item would use them (voice, language, rate...), without synthesizing."""
     if options.container is not None:
-        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate
-            ContainerEncoder(options.container, options.sample_rate).close()
+        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate (a failed build frees itself)
+            encoder = ContainerEncoder(options.container, options.sample_rate)
+            try:
+                encoder.close()
+            finally:
+                encoder.discard()
         except Exception as exc:
             raise InvalidRequest(
                 f"response_format {options.container} cannot be encoded at {options.sample_rate} Hz: {exc}",
