@@ -6,7 +6,8 @@ Two layers, because each limit belongs where the bytes are:
   bearer key from the headers alone, so a wrong key is a 401 however large or malformed the body;
   then it reads the body itself, refusing more than ``max_body_bytes`` (413, from
   ``Content-Length`` before reading anything) and a body that takes longer than ``body_timeout_s``
-  (408). The routes then read a replay of what it read.
+  (408), and a body whose JSON nests deeper than ``max_json_depth`` (400, before a recursive
+  decoder meets it). The routes then read a replay of what it read.
 * :class:`LimitedH11Protocol` (uvicorn's HTTP/1.1 protocol) bounds the request line and headers by
   ``max_header_bytes`` (h11's buffer limit: 431) and their arrival by ``header_timeout_s`` (408),
   and answers malformed HTTP in Together's error shape instead of uvicorn's ``text/plain``.
@@ -24,6 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from server.auth import require_api_key
 from server.errors import AuthenticationFailed, HTTPError, error_body, send_asgi_error
+from server.json_depth import json_depth
 from server.paths import canonical, needs_key
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -63,7 +65,15 @@ class RequestLimits:
             )
             await send_asgi_error(send, err)
             return
+        depth_limit = self.settings.max_json_depth
+        if pending is None and json_depth(body) > depth_limit:  # before any JSON decoder recurses into it
+            await send_asgi_error(send, too_deep(depth_limit))
+            return
         await self.app(scope, _replay(body, pending, receive), send)
+
+
+def too_deep(limit: int) -> HTTPError:
+    return HTTPError(400, f"The JSON nests deeper than {limit} levels (TTS_MAX_JSON_DEPTH).", code="invalid_json")
 
 
 class _TooLarge(Exception):

@@ -111,6 +111,9 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
         3, ge=0, description="Restarts of a model whose worker died or hung, over the process's life; then failed."
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; more is a 413.")
+    max_json_depth: int = Field(
+        32, ge=4, le=512, description="Deepest nesting of a JSON body or realtime event; deeper is a 400."
+    )
     max_header_bytes: int = Field(
         65_536, ge=4096, description="Largest request line plus headers; more is a 431 (HTTP/1.1 parser limit)."
     )

@@ -48,17 +48,18 @@ async def sse_stream(model: str, item_id: str, first: Item, rest: AsyncIterator[
             return sse_event(word_timestamps_event(item_id, item.words))
         return sse_event(stream_chunk(model, item_id, base64.b64encode(item).decode()))
 
-    try:
-        if first:
-            yield frame(first)
-        async for item in rest:
-            yield frame(item)
-    except Exception as exc:  # the status line is gone; report in-band instead of dropping the stream
-        error = as_tts_error(exc)
-        if (trace := current()) is not None:
-            trace.error_code = error.code
-        yield sse_event(error_body(error))
-    yield DONE
+    async with contextlib.aclosing(rest):  # a client that leaves closes the source now, not at collection
+        try:
+            if first:
+                yield frame(first)
+            async for item in rest:
+                yield frame(item)
+        except Exception as exc:  # the status line is gone; report in-band instead of dropping the stream
+            error = as_tts_error(exc)
+            if (trace := current()) is not None:
+                trace.error_code = error.code
+            yield sse_event(error_body(error))
+        yield DONE
 
 
 async def audio_only(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[bytes]:
@@ -67,13 +68,14 @@ async def audio_only(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[by
     A failure after the status line has gone out cannot become an error response any more, and a raw
     body has no place for an error event: the body ends where the audio did, and the log says why.
     """
-    try:
-        async for item in prepend(first, rest):
-            if isinstance(item, bytes) and item:
-                yield item
-    except Exception as exc:
-        error = as_tts_error(exc)
-        logger.warning("audio body ended early after an error (%s): %s", error.code, error.message)
+    async with contextlib.aclosing(rest):  # a client that leaves closes the source (and its encoder) now
+        try:
+            async for item in prepend(first, rest):
+                if isinstance(item, bytes) and item:
+                    yield item
+        except Exception as exc:
+            error = as_tts_error(exc)
+            logger.warning("audio body ended early after an error (%s): %s", error.code, error.message)
 
 
 async def first_item(stream: AsyncIterator[Item]) -> Item:

@@ -126,7 +126,7 @@ class CartesiaEngine(Engine):
         check_request(params)
         voice_id = await self._voice_resolver().resolve(params.voice)
         if params.max_partial_chars is not None:  # text arriving in pieces: Cartesia's websocket
-            self._counters["requests"] += 1
+            # Counted when its first input goes upstream: the realtime route opens sessions only to validate.
             return CartesiaRealtimeSession(self, self._socket, params, voice_id)
         return CartesiaSession(self, params, voice_id)
 

@@ -96,6 +96,8 @@ class CartesiaRealtimeSession(EngineSession):
             await self._socket.send(self._body(context, "", last=True))
             context = None
         if context is None:
+            if not self._opened:  # the session's first input: now a request goes upstream
+                self._engine.count("requests")
             try:
                 context = self._context = await self._socket.open_context()
             except UpstreamError:  # Cartesia unreachable or refusing: an upstream error, as on HTTP
@@ -129,7 +131,7 @@ class CartesiaRealtimeSession(EngineSession):
             start_s = offset / output.sample_rate
             try:
                 while True:
-                    reply = await context.replies.get()
+                    reply = await context.receive()
                     if isinstance(reply, BaseException):
                         raise reply
                     kind = reply.get("type")

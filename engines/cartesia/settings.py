@@ -20,6 +20,15 @@ class CartesiaSettings(BaseModel):
     cartesia_read_timeout_s: float = Field(
         30.0, gt=0, description="Longest silence (seconds) between two reads from Cartesia before a 504."
     )
+    cartesia_max_buffered_bytes: int = Field(
+        8 << 20,
+        ge=1 << 16,
+        description="Audio (as Cartesia's base64) a realtime context may hold that its client has not taken yet; past "
+        "it that context is cancelled upstream and its item fails. The default is ~3 minutes of 24 kHz 16-bit audio.",
+    )
+    cartesia_max_message_bytes: int = Field(
+        4 << 20, ge=1 << 16, description="Largest websocket message read from Cartesia; a larger one drops the socket."
+    )
     cartesia_max_connections: int = Field(100, ge=1, description="Connections kept open to Cartesia at most.")
     cartesia_http2: bool = Field(True, description="Use HTTP/2 to Cartesia when the h2 package is installed.")
     cartesia_voices_file: Path | None = Field(

@@ -24,6 +24,7 @@ contexts and buffering, Cartesia-Version 2024-11-13 to 2026-03-01):
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from engines.errors import UpstreamError, UpstreamTimeout
+from engines.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +41,62 @@ class ConnectionLost(UpstreamError):
     """The websocket to Cartesia closed while a context was still speaking."""
 
 
-class Context:
-    """One upstream generation: Cartesia's replies for it, and when its audio last arrived."""
+class ClientTooSlow(ServiceUnavailable):
+    """A realtime context's client stopped taking its audio: the context was cut off at its byte cap."""
 
-    def __init__(self, context_id: str) -> None:
+    code = "client_too_slow"
+
+
+class Context:
+    """One upstream generation: Cartesia's replies for it, and when its audio last arrived.
+
+    The replies wait here until the session's reader takes them; ``max_buffered_bytes`` bounds what
+    may wait. Past it the replies held are dropped, the reader finds :class:`ClientTooSlow` next, and
+    :meth:`deliver` says so, so the socket cancels the context upstream.
+    """
+
+    def __init__(self, context_id: str, max_buffered_bytes: int | None = None) -> None:
         self.id = context_id
-        self.replies: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        self._replies: collections.deque[tuple[dict[str, Any] | BaseException, int]] = collections.deque()
+        self._ready = asyncio.Event()
+        self.max_buffered_bytes = max_buffered_bytes
+        self.buffered_bytes = 0
+        self.overflowed = False
         self.text_sent_at = 0.0
         self.first_text_at = 0.0  # when its first text went out (upstream latency runs from here)
         self.answered = False  # its first audio has arrived
         self.audio_at = 0.0  # monotonic time of the last audio chunk
         self.retired = False  # ended by us because it went quiet (an error from it then means "expired")
 
-    def deliver(self, reply: dict[str, Any] | BaseException) -> None:
+    def deliver(self, reply: dict[str, Any] | BaseException, size: int = 0) -> bool:
+        """Queue ``reply`` (``size``: its bytes on the wire); True when this one overflowed the cap."""
+        if self.overflowed:
+            return False
         if isinstance(reply, dict) and reply.get("type") == "chunk":
             self.audio_at = time.monotonic()
-        self.replies.put_nowait(reply)
+        self.buffered_bytes += size
+        if self.max_buffered_bytes is not None and self.buffered_bytes > self.max_buffered_bytes:
+            self.overflowed = True
+            self._replies.clear()
+            self.buffered_bytes = 0
+            reply, size = (
+                ClientTooSlow(
+                    f"The client stopped reading: more than {self.max_buffered_bytes} bytes of Cartesia's audio "
+                    "for this item were waiting (TTS_CARTESIA_MAX_BUFFERED_BYTES), so it was cancelled."
+                ),
+                0,
+            )
+        self._replies.append((reply, size))
+        self._ready.set()
+        return self.overflowed
+
+    async def receive(self) -> dict[str, Any] | BaseException:
+        while not self._replies:
+            self._ready.clear()
+            await self._ready.wait()
+        reply, size = self._replies.popleft()
+        self.buffered_bytes -= size
+        return reply
 
     def quiet_for(self) -> float:
         """Seconds since the audio for the latest text stopped arriving (0 while it may still come)."""
@@ -86,7 +127,7 @@ class CartesiaSocket:
 
     async def open_context(self) -> Context:
         await self._connected()
-        context = Context(f"ctx_{uuid.uuid4().hex}")
+        context = Context(f"ctx_{uuid.uuid4().hex}", self._settings.cartesia_max_buffered_bytes)
         self._contexts[context.id] = context
         return context
 
@@ -134,7 +175,7 @@ class CartesiaSocket:
                 self.url,
                 additional_headers=headers,
                 open_timeout=self._settings.cartesia_connect_timeout_s,
-                max_size=None,  # an audio chunk is as large as Cartesia makes it
+                max_size=self._settings.cartesia_max_message_bytes,  # a bounded read, whatever upstream sends
             )
         except InvalidStatus as exc:
             from engines.cartesia import upstream_errors
@@ -159,8 +200,14 @@ class CartesiaSocket:
                     logger.warning("Cartesia sent a websocket message that is not JSON")
                     continue
                 context = self._contexts.get(reply.get("context_id")) if isinstance(reply, dict) else None
-                if context is not None:
-                    context.deliver(reply)
+                if context is not None and context.deliver(reply, len(raw)):
+                    # Its client stopped reading: stop the generation, drop what still comes for it.
+                    self.forget(context)
+                    logger.warning("cartesia context %s cut off at its buffer cap", context.id)
+                    try:
+                        await conn.send(json.dumps({"context_id": context.id, "cancel": True}))
+                    except Exception:
+                        pass  # the connection is going: so is the generation
         except Exception as exc:
             logger.warning("the websocket to Cartesia failed: %s", type(exc).__name__)
         finally:

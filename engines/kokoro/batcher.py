@@ -15,7 +15,8 @@ Audio is faded at its edges and, on CUDA, resampled and encoded to the response'
 device before one device-to-host copy (``engines/pcm_device.py``). On a CPU, soxr and numpy in the
 server do the same conversion faster, so the float samples go over as they are.
 
-A failing batched call is retried item by item, so a bad item fails its own request only. A
+A failing batched call is retried item by item, and each item's audio is handed over on its own, so a
+bad item fails its own request only. A
 request whose client left is skipped before each front and each decoder call, so within a step it
 costs at most the call already running.
 """
@@ -212,7 +213,10 @@ class KokoroBatcher:
             padded_frames=longest * len(group),
         )
         for entry, item_prosody, data in zip(group, prosody, encoded):
-            self._emit(entry, item_prosody, data)
+            try:  # one request's timings or queue must not cost the rest of the batch their audio
+                self._emit(entry, item_prosody, data)
+            except Exception:
+                self._fail(entry, "emit")
 
     def _convert(self, requests: list[KokoroRequest], audio: list[torch.Tensor]) -> list[bytes | np.ndarray]:
         """Fade the edges; then resample and encode on the device (one host copy per rate and encoding),

@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["EDGE_FADE_SAMPLES", "KokoroEngine", "SAMPLE_RATE"]
 
-#: Phonemes any request may use whatever its length ("1999." alone spells out to ~25).
-PHONEME_FLOOR = 256
 #: ``segment: never``: the longest text phonemized at once. Kokoro's own input limit (510 phonemes)
 #: is met inside G2P, which splits at punctuation; this bounds one G2P call.
 NEVER_SEGMENT_CHARS = 4096
@@ -127,13 +125,12 @@ class KokoroEngine(Engine):
         """Bound the work by phonemes, not characters: digits and symbols spell out to far more speech."""
         request.phonemes += phonemes
         request.chars += chars
-        ratio = self.settings.kokoro_max_phonemes_per_char
-        allowed = max(PHONEME_FLOOR, ratio * request.chars)
-        if request.phonemes > allowed:
+        budget = self.settings.kokoro_max_phonemes
+        if request.phonemes > budget:
             raise InputTooLong(
-                f"The input expands to more than {int(allowed)} phonemes ({request.phonemes} so far for "
-                f"{request.chars} characters; numbers and symbols are spelled out). This server allows "
-                f"{ratio:g} per character (TTS_KOKORO_MAX_PHONEMES_PER_CHAR)."
+                f"The input expands to more than {budget} phonemes, the most this server speaks for one request "
+                f"(TTS_KOKORO_MAX_PHONEMES; {request.phonemes} after {request.chars} characters: numbers and "
+                "symbols are spelled out)."
             )
 
     async def open_session(self, params: SessionParams) -> KokoroSession:

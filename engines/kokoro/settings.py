@@ -37,11 +37,12 @@ class KokoroSettings(LocalEngineSettings):
         "one graph per block type for every batch size and length), at load, before the model is ready (about two "
         "minutes on a small CPU); a compiler failure falls back to eager and shows in /stats as compile_fallback.",
     )
-    kokoro_max_phonemes_per_char: float = Field(
-        3.0,
-        gt=0,
-        description="Bound on a request's work: phonemes per input character (prose ~1.1, number-heavy text ~2.7; "
-        "a run of digits ~4.6), beyond 256 phonemes. More is a 400.",
+    kokoro_max_phonemes: int = Field(
+        32768,
+        ge=512,
+        description="Bound on one request's work, in phonemes (what the model is fed; about 12-15 a second of "
+        "speech). Prose takes ~1.1 per input character, number-heavy text 2-4, text of nothing but large amounts "
+        "~7.5: the default is 8 per character of the longest default input (4096), and a request past it is a 400.",
     )
     kokoro_g2p_workers: int = Field(
         2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."

@@ -9,7 +9,7 @@ order they were planned. On CUDA it runs on a stream of its own so its kernels o
 
 Whether to batch follows the device (``batching``): on a GPU a batch costs little more than one
 window; on CPU SNAC is compute-bound, so batching helps less and the choice is a measurement
-(benchmarks/results/orpheus-cpu-tiny.md). Without batching the stage decodes one window per call,
+(benchmarks/results/snac-cpu/). Without batching the stage decodes one window per call,
 still off the LM's thread.
 
 A failing batch is decoded again window by window, so a bad window fails its own request only.
@@ -244,9 +244,10 @@ class CodecStage:
                 logger.exception("orpheus codec stage: completion callback failed")
 
 
-# On CPU SNAC's cost per frame was lowest at batches of 2-4 windows and rose beyond (2 cores;
-# benchmarks/results/orpheus-cpu-tiny.md), so CPU batches stop there unless batching is forced on.
-CPU_AUTO_MAX_BATCH = 4
+# On CPU SNAC's cost per frame was lowest at 2 windows per call and rose beyond (a shared 2-core
+# machine: 439 ms a frame at 2, 514 at 1, 770 at 4, 845 at 8; benchmarks/results/snac-cpu/, where
+# `python -m benchmarks.snac_bench` measures it again), so CPU batches stop there unless forced on.
+CPU_AUTO_MAX_BATCH = 2
 
 
 def resolve_batching(setting: str, device: torch.device | str, max_batch: int) -> int:

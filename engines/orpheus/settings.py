@@ -68,7 +68,7 @@ class OrpheusSettings(LocalEngineSettings):
     orpheus_codec_batching: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Decode SNAC windows of several streams in one call: auto = up to codec_max_batch on CUDA, "
-        "up to 4 on CPU (measured: benchmarks/results/orpheus-cpu-tiny.md).",
+        "up to 2 on CPU (measured: benchmarks/results/snac-cpu/).",
     )
     orpheus_codec_compile: bool = Field(
         False,

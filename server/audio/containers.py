@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -62,7 +63,12 @@ class _Sink:
 
 
 class ContainerEncoder:
-    """One audio file in ``fmt``: ``write(s16 bytes)`` -> bytes ready now, ``close()`` -> the rest."""
+    """One audio file in ``fmt``: ``write(s16 bytes)`` -> bytes ready now, ``close()`` -> the rest.
+
+    ``discard()`` frees FFmpeg's state without finishing the file (a stream that stopped early); it is
+    idempotent and safe after ``close()``, so owners call it in ``finally``. A lock keeps it from
+    tearing the muxer down under a ``write`` still running on a worker thread.
+    """
 
     def __init__(self, fmt: str, sample_rate: int) -> None:
         import av  # imported here: only OpenAI-style requests and realtime containers need FFmpeg
@@ -72,6 +78,7 @@ class ContainerEncoder:
         self._pts = 0
         self._odd = b""
         self._av = av
+        self._lock = threading.Lock()
         self._container = None
         if self.spec.muxer is None:
             return
@@ -83,17 +90,32 @@ class ContainerEncoder:
             format=self.spec.muxer,
             options=dict(self.spec.options),
         )
-        self._stream = self._container.add_stream(self.spec.codec, rate=sample_rate, layout="mono")
-        if self.spec.bit_rate:
-            self._stream.bit_rate = self.spec.bit_rate
+        try:  # a codec that refuses the rate or layout must not leave the muxer open
+            self._stream = self._container.add_stream(self.spec.codec, rate=sample_rate, layout="mono")
+            if self.spec.bit_rate:
+                self._stream.bit_rate = self.spec.bit_rate
+        except BaseException:
+            self.discard()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """No FFmpeg state is held (finished, discarded, or raw PCM, which never had any)."""
+        return self._container is None
 
     @property
     def content_type(self) -> str:
         return self.spec.content_type
 
     def write(self, pcm: bytes) -> bytes:
-        if self._container is None:
+        if self.spec.muxer is None:
             return pcm
+        with self._lock:
+            if self._container is None:
+                raise RuntimeError("the encoder is closed")
+            return self._write(pcm)
+
+    def _write(self, pcm: bytes) -> bytes:
         pcm, self._odd = (self._odd + pcm), b""
         if len(pcm) % 2:  # an upstream chunk may split a sample: keep its first byte for the next call
             pcm, self._odd = pcm[:-1], pcm[-1:]
@@ -109,15 +131,25 @@ class ContainerEncoder:
         return self._take()
 
     def close(self) -> bytes:
-        if self._container is None:
-            return b""
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
-        if self._buffer is not None:
-            return self._buffer.getvalue()
-        return self._sink.take()
+        with self._lock:
+            if self._container is None:
+                return b""
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+            finally:
+                container, self._container = self._container, None
+                container.close()
+            if self._buffer is not None:
+                return self._buffer.getvalue()
+            return self._sink.take()
+
+    def discard(self) -> None:
+        with self._lock:
+            container, self._container = self._container, None
+            if container is not None:
+                with contextlib.suppress(Exception):  # the file is abandoned: only the freeing matters
+                    container.close()
 
     def _take(self) -> bytes:
         return self._sink.take() if self._sink is not None else b""
@@ -129,16 +161,20 @@ async def contained(
     """16-bit PCM items -> the container's bytes as the muxer releases them; word timings pass through.
 
     Encoding runs off the event loop (an AAC or Opus frame costs real CPU time). Closing this
-    iterator closes ``items`` (and so cancels the synthesis behind it).
+    iterator closes ``items`` (and so cancels the synthesis behind it) and frees the encoder, as does
+    a failure on either side: the encoder never outlives the stream.
     """
-    async with contextlib.aclosing(items) as source:
-        async for item in source:
-            if isinstance(item, WordTimings):
-                yield item
-                continue
-            data = await asyncio.to_thread(encoder.write, item)
-            if data:
-                yield data
-    tail = await asyncio.to_thread(encoder.close)
+    try:
+        async with contextlib.aclosing(items) as source:
+            async for item in source:
+                if isinstance(item, WordTimings):
+                    yield item
+                    continue
+                data = await asyncio.to_thread(encoder.write, item)
+                if data:
+                    yield data
+        tail = await asyncio.to_thread(encoder.close)
+    finally:
+        encoder.discard()
     if tail:
         yield tail

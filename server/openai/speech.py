@@ -110,8 +110,12 @@ class OpenAISpeechService:
         )
         # Encoders first: if one cannot be built (an FFmpeg without the codec), no job was submitted.
         encoder = ContainerEncoder(body.response_format, OPENAI_RATE)
-        stretcher = TimeStretch(OPENAI_RATE, body.speed) if stretch else None
-        prepared = await self.speech.prepare(request)
+        try:
+            stretcher = TimeStretch(OPENAI_RATE, body.speed) if stretch else None
+            prepared = await self.speech.prepare(request)
+        except BaseException:  # a refused request (busy, bad voice...) or a cancelled one frees FFmpeg's state
+            encoder.discard()
+            raise
         items = self.speech.audio_events(prepared)
         if stretcher is not None:
             items = _stretched(items, stretcher)

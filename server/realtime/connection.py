@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
 from server.errors import InputTooLong, InvalidRequest, Overloaded, ServiceUnavailable, TTSError, as_tts_error
+from server.json_depth import json_depth
 from server.realtime import protocol as events
 from server.realtime.items import item_audio, item_params, tempo, validate
 from server.realtime.protocol import SessionOptions
@@ -116,6 +117,11 @@ class RealtimeConnection:
     async def _handle(self, text: str | None) -> None:
         if text is None:
             raise InvalidRequest("Send events as JSON text frames.", code="invalid_event")
+        if json_depth(text) > self.settings.max_json_depth:
+            raise InvalidRequest(
+                f"Events nest deeper than {self.settings.max_json_depth} levels (TTS_MAX_JSON_DEPTH).",
+                code="invalid_event",
+            )
         try:
             event = json.loads(text)
         except ValueError:

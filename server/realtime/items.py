@@ -38,8 +38,12 @@ def item_params(service: SpeechService, engine: Engine, options: SessionOptions)
 async def validate(service: SpeechService, engine: Engine, options: SessionOptions) -> None:
     """Check options the way an item would use them (voice, language, rate...), without synthesizing."""
     if options.container is not None:
-        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate
-            ContainerEncoder(options.container, options.sample_rate).close()
+        try:  # the codec's own limits, e.g. Opus or MP3 at an unusual rate (a failed build frees itself)
+            encoder = ContainerEncoder(options.container, options.sample_rate)
+            try:
+                encoder.close()
+            finally:
+                encoder.discard()
         except Exception as exc:
             raise InvalidRequest(
                 f"response_format {options.container} cannot be encoded at {options.sample_rate} Hz: {exc}",

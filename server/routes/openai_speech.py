@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -43,7 +44,11 @@ async def create_openai_speech(
         first = await unless_disconnected(request, first_item(items))
     except ClientDisconnected:
         await items.aclose()
+        speech.encoder.discard()  # idempotent: also when the stream never started
         return Response(status_code=499)
+    except BaseException:
+        speech.encoder.discard()
+        raise
     if body.stream_format == "sse":
         return StreamingResponse(_sse(speech, first, items), headers=SSE_HEADERS)
     # No Content-Length: the body goes out with chunked transfer, each piece as the muxer releases it.
@@ -52,16 +57,17 @@ async def create_openai_speech(
 
 async def _sse(speech: OpenAISpeech, first: bytes, rest: AsyncIterator) -> AsyncIterator[bytes]:
     """OpenAI's events: ``speech.audio.delta`` with base64 audio (in the response_format), then ``done``."""
-    try:
-        if first:
-            yield sse_event(audio_delta(base64.b64encode(first).decode()))
-        async for item in rest:
-            if isinstance(item, bytes) and item:
-                yield sse_event(audio_delta(base64.b64encode(item).decode()))
-    except Exception as exc:  # the status line is gone: report in-band
-        error = as_tts_error(exc)
-        if (trace := current()) is not None:
-            trace.error_code = error.code
-        yield sse_event({"type": "error", **error_body(error)})
-        return
-    yield sse_event(audio_done(speech.input_chars, speech.audio_seconds))
+    async with contextlib.aclosing(rest):  # a client that leaves closes the source (and its encoder) now
+        try:
+            if first:
+                yield sse_event(audio_delta(base64.b64encode(first).decode()))
+            async for item in rest:
+                if isinstance(item, bytes) and item:
+                    yield sse_event(audio_delta(base64.b64encode(item).decode()))
+        except Exception as exc:  # the status line is gone: report in-band
+            error = as_tts_error(exc)
+            if (trace := current()) is not None:
+                trace.error_code = error.code
+            yield sse_event({"type": "error", **error_body(error)})
+            return
+        yield sse_event(audio_done(speech.input_chars, speech.audio_seconds))

@@ -152,3 +152,23 @@ def test_unknown_model_is_404_naming_the_loaded_models(server):
     assert MODEL in error["message"] and error["param"] == "model"
     body["model"] = "canopylabs/orpheus-3b-0.1-ft"  # known to the registry, not loaded here
     assert MODEL in assert_error(httpx.post(f"{server}/v1/audio/speech", json=body, headers=AUTH), 404)["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/audio/speech", "/v1/audio/speech/openai"])
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"input": ' + b'{"a": ' * 50_000, b'{"x": [[[[' * 9 + b"1"])
+def test_deeply_nested_json_is_400_not_500(path, body):
+    """Python's JSON decoder would recurse until RecursionError (a 500); the depth is checked first."""
+    with serve_app(create_app(Settings(models=[MODEL], warmup=False), engines={MODEL: FakeEngine()})) as base:
+        r = httpx.post(f"{base}{path}", content=body, headers={"content-type": "application/json"}, timeout=30)
+        error = assert_error(r, 400, "invalid_json")
+        assert "32 levels" in error["message"]
+        # Brackets inside strings are text, and ordinary bodies still work.
+        ok = httpx.post(f"{base}/v1/audio/speech", json={"model": MODEL, "voice": "alpha", "input": "[" * 500})
+        assert ok.status_code == 200
+
+
+def test_json_depth_counts_structure_not_text():
+    from server.json_depth import json_depth
+
+    assert json_depth(b'{"a": [1, {"b": "[[[{{{"}]}') == 3
+    assert json_depth('"\\"[[[["') == 0 and json_depth(b"[[]][[[]]]") == 3 and json_depth(b"42") == 0

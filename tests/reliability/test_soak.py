@@ -2,7 +2,9 @@
 
 Marked ``soak`` (deselected from the main run; CI runs it as its own step, ``TTS_SOAK_S`` seconds,
 150 by default). Traffic: WAV, MP3, SSE, OpenAI MP3, word timestamps, realtime websockets, clients
-that drop mid-stream, slow readers and bad requests, three at a time. Pass: no 5xx, the second half's
+that drop mid-stream, slow readers and bad requests, three clients each taking every kind in turn. Pass:
+each request gets its kind's status (400 for the bad ones, 200 and audio for the rest), each kind
+completes at least ``MIN_PER_KIND`` times, the second half's
 peak resident memory within ``GROWTH_BOUND_MB`` of the first half's, the idle server afterwards within
 ``IDLE_BOUND_MB`` of where it started, and ~0 CPU when idle.
 """
@@ -10,6 +12,7 @@ peak resident memory within ``GROWTH_BOUND_MB`` of the first half's, the idle se
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import os
 import random
@@ -22,7 +25,7 @@ import pytest
 
 from tests.reliability.helpers import MODEL
 from tests.reliability.test_shutdown import cli_server
-from tests.support.realtime import append, commit, connect, until
+from tests.support.realtime import append, commit, connect, recv, until
 
 SOAK_S = float(os.environ.get("TTS_SOAK_S", "150"))
 GROWTH_BOUND_MB = 150  # second half's peak over the first half's: traffic must not ratchet memory up
@@ -32,9 +35,14 @@ TEXTS = ["Hello there.", "A short sentence for the soak.", "Numbers like 42 and 
 pytestmark = pytest.mark.soak
 
 
-def _speech(base: str, rng: random.Random) -> int:
+#: Speech requests by kind, and the status each must get; the realtime client is a kind of its own.
+EXPECTED = {"wav": 200, "mp3": 200, "sse": 200, "openai": 200, "words": 200, "drop": 200, "slow": 200, "bad": 400}
+#: Completed requests each kind must reach in the soak (a stalled server or a dead client thread fails it).
+MIN_PER_KIND = max(2, int(SOAK_S // 50))
+
+
+def _speech(base: str, kind: str, rng: random.Random) -> int:
     body = {"model": MODEL, "input": rng.choice(TEXTS), "voice": "af_heart", "seed": rng.randrange(1000)}
-    kind = rng.choice(["wav", "mp3", "sse", "openai", "words", "drop", "slow", "bad"])
     url = f"{base}/v1/audio/speech"
     if kind == "mp3":
         return httpx.post(url, json={**body, "response_format": "mp3"}, timeout=120).status_code
@@ -51,36 +59,47 @@ def _speech(base: str, rng: random.Random) -> int:
                     break
                 if kind == "slow":
                     time.sleep(0.2)
+                if line.startswith("data: {") and '"error"' in line:
+                    return 500  # an error after the status line went out
             return r.status_code
     return httpx.post(url, json=body, timeout=120).status_code
 
 
-async def _realtime(base: str, rng: random.Random) -> int:
+async def _realtime(base: str, rng: random.Random) -> str:
+    """``done`` when the item's audio arrived and it finished, else the failure's code."""
     async with connect(base, model=MODEL, voice="af_heart") as ws:
         await until(ws, "session.created")
         for word in rng.choice(TEXTS).split():
             await append(ws, word + " ")
         await commit(ws)
-        await until(ws, "conversation.item.audio_output.done", timeout=120)
-    return 200
+        audio = 0
+        while True:
+            event = await recv(ws, timeout=120)
+            if event["type"] == "conversation.item.audio_output.delta":
+                audio += len(event["delta"])
+            elif event["type"] == "conversation.item.audio_output.done":
+                return "done" if audio else "done without audio"
+            elif "error" in event or event["type"].endswith("failed"):
+                return str((event.get("error") or {}).get("code") or event["type"])
 
 
 def test_soak_memory_stays_bounded_and_idle_cpu_is_zero(kokoro_dir):
     with cli_server(kokoro_dir, "--max-queue-size", "8", "--max-batch-size", "4") as (base, proc):
         server = psutil.Process(proc.pid)
-        statuses: dict[int, int] = {}
+        statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         stop = threading.Event()
-        counter = itertools.count()
+        kinds = [*EXPECTED, "realtime"]
 
         def client(seed: int) -> None:
             rng = random.Random(seed)
-            while not stop.is_set():
-                next(counter)
-                if rng.random() < 0.1:
-                    status = asyncio.run(_realtime(base, rng))
+            for kind in itertools.cycle(rng.sample(kinds, len(kinds))):  # every kind, in turn
+                if stop.is_set():
+                    return
+                if kind == "realtime":
+                    status: int | str = asyncio.run(_realtime(base, rng))
                 else:
-                    status = _speech(base, rng)
-                statuses[status] = statuses.get(status, 0) + 1
+                    status = _speech(base, kind, rng)
+                statuses[kind][status] += 1
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
         started = time.monotonic()
@@ -99,15 +118,20 @@ def test_soak_memory_stays_bounded_and_idle_cpu_is_zero(kokoro_dir):
     during = [rss for t, rss in samples[:-1] if t >= 20.0]  # after the first requests built the caches
     half = len(during) // 2
     first_peak, second_peak, idle_end = max(during[:half]), max(during[half:]), samples[-1][1]
-    requests = next(counter)
+    requests = sum(sum(c.values()) for c in statuses.values())
     print(
-        f"\nsoak: {SOAK_S:.0f} s, {requests} requests {dict(sorted(statuses.items()))}; "
+        f"\nsoak: {SOAK_S:.0f} s, {requests} requests { ({k: dict(v) for k, v in statuses.items()}) }; "
         f"RSS start {samples[0][1]:.0f} MB, peak first half {first_peak:.0f} MB, second half {second_peak:.0f} MB, "
         f"idle after {idle_end:.0f} MB; "
         f"idle CPU {idle_cpu:.1f}%"
     )
     print("RSS MB every ~10 s:", [round(rss) for t, rss in samples[::5]])
-    assert not any(status >= 500 for status in statuses), statuses
+    # Every request got the answer its kind must get, and every kind completed often enough.
+    expected = {**EXPECTED, "realtime": "done"}
+    wrong = {k: dict(c) for k, c in statuses.items() if set(c) != {expected[k]}}
+    assert not wrong, wrong
+    short = {k: statuses[k][expected[k]] for k in expected if statuses[k][expected[k]] < MIN_PER_KIND}
+    assert not short, f"fewer than {MIN_PER_KIND} completed: {short}"
     # Bounded: the second half of the soak peaks no higher than the first (no growth with traffic), and
     # the idle server afterwards holds little more than it did at the start.
     assert second_peak - first_peak < GROWTH_BOUND_MB, samples

@@ -176,12 +176,16 @@ def test_two_items_in_order_and_clear(server):
             await send(json.dumps({"type": "input_text_buffer.append", "text": "Second."}))
             await send(json.dumps({"type": "input_text_buffer.commit"}))
             first = await until(ws, "conversation.item.audio_output.done")
-            texts = [engine.last_text]
             second = await until(ws, "conversation.item.audio_output.done")
-            return first, second, texts + [engine.last_text]
+            return first, second
 
-    first, second, _ = run(talk())
+    spoken = len(engine.committed_texts)
+    first, second = run(talk())
     assert first[1]["type"] == "input_text_buffer.cleared"
+    # What was cleared never reached the engine: exactly the two items' texts were spoken.
+    assert engine.committed_texts[spoken:] == ["First.", "Second."]
+    received = [e["text"] for e in first + second if e["type"] == "conversation.item.input_text.received"]
+    assert received == ["Dropped ", "First.", "Second."]
     assert first[-1]["item_id"] == "tts_1" and second[-1]["item_id"] == "tts_2"
     # The second item's audio comes only after the first item is done.
     assert all(e.get("item_id") != "tts_2" for e in first if e["type"].endswith(".delta"))

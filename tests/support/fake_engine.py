@@ -54,6 +54,7 @@ class FakeEngine(Engine):
         self.closed_early = 0
         self.last_request: SessionParams | None = None
         self.last_text = ""
+        self.committed_texts: list[str] = []  # every session's text at its commit, in order
 
     async def load(self) -> None:
         pass
@@ -80,6 +81,7 @@ class FakeSession(EngineSession):
 
     async def commit(self) -> None:
         self.engine.last_text = "".join(self.text)
+        self.engine.committed_texts.append(self.engine.last_text)
         self.committed.set()
 
     async def clear(self) -> None:

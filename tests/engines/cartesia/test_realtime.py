@@ -11,6 +11,7 @@ import websockets
 
 from engines.base import EncodedPcm, OutputSpec, SessionEnd, SessionParams, WordTimings
 from engines.cartesia.engine import CartesiaEngine
+from engines.cartesia.websocket import ClientTooSlow
 from engines.errors import UpstreamError
 from server.app import create_app
 from tests.engines.cartesia.conftest import settings_for
@@ -182,3 +183,43 @@ def test_realtime_route_speaks_through_cartesias_websocket(fake: FakeCartesia) -
     audio = b"".join(base64.b64decode(e["delta"]) for e in seen if e["type"].endswith("delta"))
     assert len(audio) == 2 * SAMPLES_PER_CHAR * len("Hi there.Bye.")
     assert "".join(m["transcript"] for m in fake.websocket.inputs()) == "Hi there. Bye."
+
+
+async def test_a_client_that_stops_reading_is_cut_off_at_the_cap(make_engine, fake: FakeCartesia) -> None:
+    """Two sessions share the engine's one websocket. The slow one never takes its audio: past the cap
+    its context is cancelled upstream and it fails naming the cap; the other one finishes."""
+    cap = 1 << 16
+    engine = await make_engine(cartesia_max_buffered_bytes=cap)
+    slow = await engine.open_session(realtime_params(max_partial_chars=400))
+    fast = await engine.open_session(realtime_params())
+    slow_events = slow.events()  # started only at the end: its client "stopped reading"
+    await slow.feed("This sentence is spoken into a buffer nobody reads. " * 6)  # ~150 KB of audio
+    await slow.commit()
+    (context,) = slow._opened
+    await eventually(lambda: context.id in fake.websocket.cancels())
+    assert context.overflowed and context.buffered_bytes == 0  # what it held was dropped
+    await fast.feed("Hello there. ")
+    await fast.feed("Still here.")
+    await fast.commit()
+    fast_events = await asyncio.wait_for(collect(fast.events()), 10)
+    audio = sum(len(e.data) for e in fast_events if isinstance(e, EncodedPcm))
+    assert isinstance(fast_events[-1], SessionEnd) and audio == 2 * SAMPLES_PER_CHAR * len("Hello there.Still here.")
+    with pytest.raises(ClientTooSlow, match="TTS_CARTESIA_MAX_BUFFERED_BYTES") as failed:
+        await next_event(slow_events)
+    assert str(cap) in failed.value.message
+    await slow.close()
+    await fast.close()
+
+
+async def test_sessions_count_as_upstream_requests_once_text_goes_upstream(engine, fake: FakeCartesia) -> None:
+    """The realtime route opens a session just to validate a client's parameters: that is no request."""
+    validating = await engine.open_session(realtime_params())
+    await validating.close()
+    assert engine.stats()["requests"] == 0 and not fake.websocket.inputs()
+    session = await engine.open_session(realtime_params())
+    await session.feed("One. ")
+    await session.feed("Two.")
+    await session.commit()
+    await collect(session.events())
+    await session.close()
+    assert engine.stats()["requests"] == 1

@@ -53,12 +53,15 @@ async def test_a_client_that_leaves_mid_step_costs_no_further_front_call(make_ko
     assert engine.batcher.stats()["items_skipped_cancelled"] == skipped + 1
 
 
-@pytest.mark.parametrize("stage", ["g2p", "front", "decoder"])
+@pytest.mark.parametrize("stage", ["g2p", "front", "decoder", "emit"])
 async def test_a_failure_in_one_stage_fails_that_request_only(make_kokoro, monkeypatch, stage):
     """The poisoned request (text "Zebra...", speed 1.5, seed 1000) fails; the other, in the same
-    steps, is served; the worker stays healthy."""
-    engine = await make_kokoro(kokoro_batch_policy="front", max_wait_ms=500)
+    steps, is served; the worker stays healthy. "emit" runs the batched policy, so both requests' audio
+    leaves the same decoder call and one of them fails while it is handed over."""
+    policy = "batched" if stage == "emit" else "front"
+    engine = await make_kokoro(kokoro_batch_policy=policy, max_wait_ms=500)
     forward = engine.batcher.forward
+    decoder_calls = []
     if stage == "g2p":
         run = engine._g2p.run
 
@@ -77,6 +80,20 @@ async def test_a_failure_in_one_stage_fails_that_request_only(make_kokoro, monke
             return front(items)
 
         monkeypatch.setattr(forward, "front", poisoned_front)
+    elif stage == "emit":
+        emit, decode = engine.batcher._emit, forward.decode
+
+        def poisoned_emit(entry, prosody, data):
+            if entry.request.speed == 1.5:
+                raise RuntimeError("emit broke")
+            return emit(entry, prosody, data)
+
+        def counted_decode(prosody, generators):
+            decoder_calls.append(len(prosody))
+            return decode(prosody, generators)
+
+        monkeypatch.setattr(engine.batcher, "_emit", poisoned_emit)
+        monkeypatch.setattr(forward, "decode", counted_decode)
     else:
         decode = forward.decode
 
@@ -95,15 +112,20 @@ async def test_a_failure_in_one_stage_fails_that_request_only(make_kokoro, monke
         await good.close()
     assert isinstance(results[0], InternalError) and results[1] > 0, results
     assert engine.health() is None
+    if stage == "emit":
+        assert 2 in decoder_calls  # the two requests did share a decoder call
 
 
-async def test_phonemes_bound_the_work(kokoro_engine):
-    session = await open_spoken(kokoro_engine, "1234567890" * 11)
+async def test_phonemes_bound_the_work(make_kokoro):
+    """An absolute budget: number-heavy text that a per-character ratio refused is spoken; the
+    budget refuses what exceeds it, naming the limit."""
+    engine = await make_kokoro(kokoro_max_phonemes=600)
+    dense = "Call 555-0134 or 555-0199 between 9 and 5; order numbers 88213, 88214, 88215 and 88216 are ready."
+    assert await audio(await open_spoken(engine, dense)) > 0  # 97 characters, 303 phonemes
+    session = await open_spoken(engine, "777,777,777,777,777,777 " * 4)
     with pytest.raises(InputTooLong) as err:
         await audio(session)
-    assert err.value.param == "input"
-    ordinary = await open_spoken(kokoro_engine, "In 1999, 42% of $3.50 bills were 12:30 on 3/4/2021.")
-    assert await audio(ordinary) > 0
+    assert err.value.param == "input" and "600 phonemes" in err.value.message
 
 
 @pytest.mark.parametrize(

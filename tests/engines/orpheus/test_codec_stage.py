@@ -40,7 +40,7 @@ async def test_without_batching_each_call_decodes_one_window(make_engine):
 
 
 def test_batch_size_follows_the_device_unless_forced():
-    assert resolve_batching("auto", "cuda:0", 32) == 32 and resolve_batching("auto", "cpu", 32) == 4
+    assert resolve_batching("auto", "cuda:0", 32) == 32 and resolve_batching("auto", "cpu", 32) == 2
     assert resolve_batching("on", "cpu", 32) == 32 and resolve_batching("off", "cuda", 32) == 1
 
 
