@@ -48,8 +48,10 @@ ERRORS = {
 BINARY = {"type": "string", "format": "binary"}
 SSE_TEXT = (
     "Server-sent events: `data: {json}` per audio chunk (`object: audio.tts.chunk`, `model`, `b64`, and the "
-    "same audio as `type: conversation.item.audio_output.delta`, `item_id`, `delta`), then `data: [DONE]`. A "
-    'failure after the first chunk arrives as a final `data: {"error": {...}}` event before `[DONE]`.'
+    "same audio as `type: conversation.item.audio_output.delta`, `item_id`, `delta`), with `alignment: word` "
+    "also `type: conversation.item.word_timestamps` events (`item_id`, `words`, `start_seconds`, `end_seconds`), "
+    'then `data: [DONE]`. A failure after the first chunk arrives as a final `data: {"error": {...}}` event '
+    "before `[DONE]`."
 )
 
 

@@ -69,7 +69,7 @@ class RealtimeConnection:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
-        await self.send(events.session_created(self.options.public(self.engine, self.session_id)))
+        await self.send(events.session_created(self._public()))
         tasks = [
             asyncio.create_task(self._read(), name="realtime-read"),
             asyncio.create_task(self._pump(), name="realtime-pump"),
@@ -87,6 +87,10 @@ class RealtimeConnection:
             # Whatever is still open (queued items, an item mid-stream) stops at the next model step.
             for item in self._open:
                 await item.session.close()
+
+    def _public(self) -> dict[str, Any]:
+        output = item_params(self.service, self.engine, self.options).output
+        return self.options.public(self.engine, self.session_id, output)
 
     async def send(self, event: dict[str, Any], *, final: bool = False) -> None:
         async with self._send_lock:  # the reader, the pump and the watchdog all send
@@ -200,7 +204,7 @@ class RealtimeConnection:
         await validate(self.service, engine, options)
         # Applies from the next item on: an item's session was planned when it opened.
         self.options, self.engine = options, engine
-        await self.send(events.session_updated(options.public(engine, self.session_id)))
+        await self.send(events.session_updated(self._public()))
 
     # -- items ----------------------------------------------------------------------------------
     async def _open_item(self) -> Item:

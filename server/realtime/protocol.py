@@ -84,8 +84,10 @@ class SessionOptions(BaseModel):
             pronunciations=pronunciations,
         )
 
-    def public(self, engine: Engine, session_id: str) -> dict[str, Any]:
-        """The ``session`` object of session.created / session.updated."""
+    def public(self, engine: Engine, session_id: str, output: OutputSpec | None = None) -> dict[str, Any]:
+        """The ``session`` object of session.created / session.updated; ``output``: what items will
+        really carry (e.g. 24 kHz s16le for local models under ``TTS_HOSTED_COMPAT``)."""
+        output = output or self.output()
         return {
             "id": session_id,
             "object": "realtime.tts.session",
@@ -97,8 +99,8 @@ class SessionOptions(BaseModel):
             "speed": self.speed,
             "alignment": "word" if self.wants_words else "none",
             "response_format": self.response_format,
-            "response_encoding": self.output().encoding,
-            "sample_rate": self.sample_rate,
+            "response_encoding": output.encoding,
+            "sample_rate": output.sample_rate,
             "segment": self.segment,
             "extra_params": self.extra_params or {},
         }

@@ -199,3 +199,20 @@ def test_a_model_without_rate_control_is_time_stretched_on_the_socket():
     assert [round(s, 3) for _, s, _ in word_times_of(fast)] == [0.0]  # "Fast." at 0-0.1 s, halved
     assert [round(e, 3) for _, _, e in word_times_of(fast)] == [0.05]
     assert refused.status_code == 400 and b'"param":"speed"' in refused.body.replace(b" ", b"")
+
+
+def test_hosted_compat_keeps_24khz_s16le_and_the_session_says_so():
+    engine = FakeEngine(chunks=CHUNKS, chunk_samples=CHUNK_SAMPLES)
+    app = create_app(Settings(hosted_compat=True), engines={engine.model_id: engine})
+
+    async def talk(base):
+        async with connect(base, voice="alpha", sample_rate=16000, response_encoding="pcm_f32le") as ws:
+            created = await recv(ws)
+            await append(ws, "As hosted.")
+            await commit(ws)
+            return created, await until(ws, DONE)
+
+    with serve_app(app) as base:
+        created, events = run(talk(base))
+    assert (created["session"]["sample_rate"], created["session"]["response_encoding"]) == (24000, "pcm_s16le")
+    assert len(pcm_of(events)) == 2 * CHUNKS * CHUNK_SAMPLES

@@ -38,7 +38,7 @@ async def test_idle_limit_ends_a_connection_whose_client_stopped_reading():
     settings = types.SimpleNamespace(realtime_max_session_s=3600, realtime_idle_timeout_s=0.3)
     ws = StalledSocket()
     connection = RealtimeConnection(ws, types.SimpleNamespace(settings=settings), None, None)
-    connection.options = types.SimpleNamespace(public=lambda engine, session_id: {})
+    connection._public = lambda: {}  # the session.created payload is not what this test is about
     session = RecordingSession()
     connection._open.append(types.SimpleNamespace(session=session))
 

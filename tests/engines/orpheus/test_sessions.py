@@ -52,3 +52,37 @@ async def test_word_timestamps_are_refused_naming_the_model(orpheus_engine):
     with pytest.raises(Unsupported) as info:
         await orpheus_engine.open_session(params)
     assert http_status(info.value) == 400 and "orpheus" in info.value.message.lower()
+
+
+async def segments_of(engine, text, **fields) -> list[str]:
+    params = request(seed=9, max_tokens=14)
+    for name, value in fields.items():  # SessionParams fields (request() takes sampling options)
+        setattr(params, name, value)
+    session = await engine.open_session(params)
+    async with session:
+        await session.feed(text)
+        await session.commit()
+        [e async for e in session.events()]
+    return [s.text for s in session._request.segments]
+
+
+@pytest.mark.parametrize(
+    "segment,texts",
+    [
+        ("immediate", ["First,", "a short one. Then a second sentence follows here."]),
+        ("never", ["First, a short one. Then a second sentence follows here."]),
+    ],
+)
+async def test_segment_modes_and_pronunciations_shape_the_segments(make_engine, segment, texts):
+    engine = await make_engine(first_segment_chars=20)
+    assert (
+        await segments_of(engine, "First, a short one. Then a second sentence follows here.", segment=segment) == texts
+    )
+    # What the model is prompted with: the dictionary's text (an /IPA/ entry stays as written).
+    entries = (("OMG", "oh my god"), ("now", "/naʊ/"))
+    assert await segments_of(engine, "Say omg now.", pronunciations=entries) == ["Say oh my god now."]
+
+
+async def test_english_locales_are_english(orpheus_engine):
+    session = await orpheus_engine.open_session(request(language="en-gb"))
+    await session.close()
