@@ -20,8 +20,10 @@ import argparse
 import asyncio
 import json
 import platform
+import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -148,7 +150,12 @@ async def main(args: argparse.Namespace) -> None:
             print(policy, {k: v for k, v in row.items() if k != "outputs"}, flush=True)
             results[policy].append(row)
         await engine.close()
+    from benchmarks.bench import meta
+
     report = {
+        "command": "python -m benchmarks.kokoro_bench " + shlex.join(sys.argv[1:]),
+        "git": meta.git_revision(),  # the commit, and whether the tree was clean
+        "load_average": meta.hardware()["load_average"],  # after the run: a shared machine says so here
         "hardware": hardware(args.device),
         "weights": "real (../shared/realweights)" if args.weights else "random full-size, 4 frames/phoneme",
         "device": args.device,

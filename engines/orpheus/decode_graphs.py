@@ -18,6 +18,15 @@ from collections.abc import Callable
 import torch
 
 ROW_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+#: Attention width granularity. Every decode step, with graphs or without, attends over its width rounded
+#: up to this: a float reduction's result depends on how many columns it runs over (masked ones too), so
+#: widths that differ by mode made a row's logits differ in the last bits, and sampling once turned that
+#: into a different token. With one rounding for both, a row computes the same either way.
+WIDTH_STEP = 256
+
+
+def padded_width(width: int, max_len: int, step: int = WIDTH_STEP) -> int:
+    return min(-(-width // step) * step, max_len)
 
 
 class DecodeGraphs:
@@ -28,7 +37,7 @@ class DecodeGraphs:
         max_len: int,
         *,
         capture: bool,
-        width_step: int = 256,
+        width_step: int = WIDTH_STEP,
         state: list[torch.Tensor] | None = None,
     ) -> None:
         self.step = step  # step(rows, width): decode and sample rows 0 .. rows-1 in place
@@ -41,8 +50,7 @@ class DecodeGraphs:
 
     def bucket(self, rows: int, width: int) -> tuple[int, int]:
         padded_rows = next((b for b in ROW_BUCKETS if b >= rows), rows)
-        padded_width = -(-width // self.width_step) * self.width_step
-        return min(padded_rows, self.max_rows), min(padded_width, self.max_len)
+        return min(padded_rows, self.max_rows), padded_width(width, self.max_len, self.width_step)
 
     def run(self, rows: int, width: int) -> None:
         key = self.bucket(rows, width)

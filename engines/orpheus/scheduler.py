@@ -46,7 +46,7 @@ import torch
 from engines.errors import InternalError, TTSError
 from engines.job import Job
 from engines.orpheus.codec_stage import CodecItem, CodecStage
-from engines.orpheus.decode_graphs import DecodeGraphs
+from engines.orpheus.decode_graphs import DecodeGraphs, padded_width
 from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
 from engines.orpheus.slot_cache import SlotCache
@@ -202,8 +202,8 @@ class OrpheusScheduler:
         width = max(row.length for row in self.rows) + 1
         if self.graphs is not None:
             self.graphs.run(n, width)
-        else:
-            self._decode_rows(n, width)
+        else:  # the same attention width as the graphs' (see decode_graphs.WIDTH_STEP)
+            self._decode_rows(n, padded_width(width, self.cache.max_len))
         for row in self.rows:
             row.length += 1
             row.sampled += 1

@@ -52,8 +52,15 @@ def realweights() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def real_server(realweights):
     with launch_server(
-        "--kokoro-source", realweights["KOKORO_DIR"], "--device", "cpu", "--log-level", "warning", timeout_s=900
-    ) as base:  # loading and warming up real weights takes minutes on a busy 2-core machine
+        "--kokoro-source",
+        realweights["KOKORO_DIR"],
+        "--device",
+        "cpu",
+        "--log-level",
+        "warning",
+        env={"TTS_WATCHDOG_S": "900"},
+        timeout_s=900,
+    ) as base:  # loading real weights, and each step, take minutes on a busy 2-core machine
         yield base
 
 

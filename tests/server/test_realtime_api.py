@@ -119,6 +119,7 @@ def test_bad_events_fail_and_the_socket_stays_usable(server):
         json.dumps({"type": "input_text_buffer.append", "text": 42}),
         json.dumps({"type": "tts_session.updated", "session": {"voice": "nobody"}}),
         json.dumps({"type": "tts_session.updated", "session": {"speed": 99}}),
+        "[" * 100_000,  # nested past TTS_MAX_JSON_DEPTH: refused before the JSON decoder recurses
     ]
 
     async def talk():
@@ -137,7 +138,8 @@ def test_bad_events_fail_and_the_socket_stays_usable(server):
     failures, events = run(talk())
     assert {f["type"] for f in failures} == {"conversation.item.tts.failed"}
     codes = [f["error"]["code"] for f in failures]
-    assert codes == ["invalid_event"] * 4 + ["invalid_voice", "invalid_request", "invalid_event"]
+    assert codes == ["invalid_event"] * 4 + ["invalid_voice", "invalid_request", "invalid_event", "invalid_event"]
+    assert "TTS_MAX_JSON_DEPTH" in failures[-2]["error"]["message"]
     assert failures[5]["error"]["param"] == "speed"
     assert events[-1]["type"] == "conversation.item.audio_output.done"
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from engines.orpheus.requests import Segment
 from engines.orpheus.sampling import counter_uniforms
 from engines.orpheus.slot_cache import SlotCache
 from tests.engines.orpheus.helpers import synthesize
@@ -81,19 +82,38 @@ def test_counter_uniforms_depend_only_on_seed_and_position():
     assert 0.0 <= many.min() and many.max() < 1.0 and abs(many.mean().item() - 0.5) < 0.01
 
 
+# Five requests for four rows (rows leave at different lengths, the fifth joins late), long enough that
+# widths differing by mode once sampled a different token for seed 12 at its tenth token.
 CASES = [
-    {"text": "Hello world.", "voice": "tara", "seed": 11, "max_tokens": 35},
-    {"text": "A rather different, and longer, prompt for leo.", "voice": "leo", "seed": 12, "max_tokens": 28},
-    {"text": "<laugh> Oh my.", "voice": "zoe", "seed": 13, "max_tokens": 42, "temperature": 0.9},
+    {"text": "Hello world.", "voice": "tara", "seed": 11, "max_tokens": 140},
+    {"text": "A rather different, and longer, prompt for leo.", "voice": "leo", "seed": 12, "max_tokens": 119},
+    {"text": "<laugh> Oh my.", "voice": "zoe", "seed": 13, "max_tokens": 98, "temperature": 0.9},
+    {"text": "Numbers 1 2 3.", "voice": "tara", "seed": 14, "max_tokens": 77},
+    {"text": "Fifth one joins later.", "voice": "leo", "seed": 15, "max_tokens": 63},
 ]
 
 
-async def test_padded_static_shapes_sound_the_same(make_engine):
-    """``orpheus_cuda_graphs`` pads rows and width to buckets (on CPU without capture): same audio."""
+async def test_padded_static_shapes_sample_the_same_tokens_and_sound_the_same(make_engine, monkeypatch):
+    """``orpheus_cuda_graphs`` pads rows and width to buckets (on CPU without capture). First the tokens
+    each request sampled must be the same (a float difference from the padding would show here, as a
+    token sampled differently), then, from the same tokens, the same audio (the decode)."""
+    tokens: dict[str, dict[tuple[int, str], list[int]]] = {"plain": {}, "padded": {}}
+    mode = ["plain"]
+    accept = Segment.accept
+
+    def recorded(segment, token, max_tokens):
+        tokens[mode[0]].setdefault((segment.seed, segment.text), []).append(token)
+        return accept(segment, token, max_tokens)
+
+    monkeypatch.setattr(Segment, "accept", recorded)
     plain = await make_engine(max_batch_size=4, max_wait_ms=600_000.0)
     padded = await make_engine(max_batch_size=4, max_wait_ms=600_000.0, orpheus_cuda_graphs=True)
-    a = await asyncio.gather(*(synthesize(plain, **case) for case in CASES), synthesize(plain, seed=1, max_tokens=7))
-    b = await asyncio.gather(*(synthesize(padded, **case) for case in CASES), synthesize(padded, seed=1, max_tokens=7))
+    a = await asyncio.gather(*(synthesize(plain, **case) for case in CASES))
+    mode[0] = "padded"
+    b = await asyncio.gather(*(synthesize(padded, **case) for case in CASES))
+    assert tokens["plain"].keys() == tokens["padded"].keys() and len(tokens["plain"]) == len(CASES)
+    for key, sampled in tokens["plain"].items():
+        assert sampled == tokens["padded"][key], key
     for x, y in zip(a, b):
         assert x.shape == y.shape and np.abs(x - y).max() < 1e-4
     assert padded.scheduler.graphs is not None and plain.stats()["max_lm_batch_size_seen"] == 4
