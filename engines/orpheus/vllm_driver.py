@@ -12,7 +12,9 @@ outputs to every request's stream in one go, and each stream's task then runs in
 the loop, so the windows they plan are collected and submitted together at the end of that turn.
 Submitted one stream at a time, the codec thread woke on the first and started decoding before the
 others arrived (the GIL hands the thread over between tasks), and windows due in the same step were
-decoded in separate calls.
+decoded in separate calls. And as the transformers worker's first step does, a fresh batch waits up
+to ``max_wait_ms`` for company: requests that arrive together enter vLLM in the same engine step, so
+their frames, and their windows, fall due in the same steps rather than one step apart.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class VllmDriver:
         self._sequences = 0  # vLLM requests in flight
         self._progress = time.monotonic()  # the last token delta (or the first sequence of a busy spell)
         self._busy_since: float | None = None
+        self.max_wait_s = settings.max_wait_ms / 1000.0
+        self._admission: asyncio.Future | None = None  # the open wait of a fresh batch's first requests
         self._due: list[CodecItem] = []  # windows planned in this turn of the loop, for one codec submit
         self._submit_scheduled = False
 
@@ -123,6 +127,8 @@ class VllmDriver:
         request = job.state
         if segment.prompt is None:
             segment.prompt = prompt_ids(self.tokenizer, request.voice, segment.text)
+        if job.steps == 0:
+            await self._company()
         room = (self.max_model_len - len(segment.prompt)) // FRAME_TOKENS * FRAME_TOKENS
         budget = min(request.params.max_tokens, room)
         p = request.params
@@ -169,6 +175,16 @@ class VllmDriver:
                     self._busy_since = None
             segment.generating = False
         request.flush(job, self.codec.count_audio)
+
+    async def _company(self) -> None:
+        """While vLLM is idle, a new request waits up to ``max_wait_ms`` for others to start with."""
+        if self._sequences > 0 or self.max_wait_s <= 0:
+            return  # joining sequences in flight: nothing to line up with
+        if self._admission is None or self._admission.done():
+            loop = asyncio.get_running_loop()
+            admission = self._admission = loop.create_future()
+            loop.call_later(self.max_wait_s, lambda: admission.done() or admission.set_result(None))
+        await asyncio.shield(self._admission)  # one waiter leaving (cancelled) ends nobody else's wait
 
     def _accept(self, job: Job, segment: Segment, tokens: Any, budget: int, final: bool = False) -> None:
         for token in tokens:
