@@ -4,7 +4,8 @@ Readiness tells the truth: a supervisor polls every ready engine's :meth:`Engine
 whose worker died or hung is marked ``restarting`` at once (``/ready`` 503, its requests 503; its
 worker has already failed the requests it held), then closed and loaded again, up to
 ``engine_max_restarts`` times over the process's life with a growing pause between tries; after
-that it stays ``failed``. Each step is logged.
+that it stays ``failed``. Each step is logged. A restart runs as a task of its own (a model's
+reload takes minutes), so the supervisor goes on checking the other models meanwhile.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class EnginePool:
         self.on_restart: Any = None  # called with the model name at each restart (metrics)
         self._task: asyncio.Task[Any] | None = None
         self._supervisor: asyncio.Task[Any] | None = None
+        self._restarting: dict[str, asyncio.Task[Any]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -70,12 +72,20 @@ class EnginePool:
                 except Exception as exc:
                     reason = f"health check failed: {type(exc).__name__}"
                 if reason:
-                    await self._restart(name, engine, reason)
+                    self.status[name] = "restarting"  # at once: /ready and new requests see it now
+                    self.errors[name] = reason
+                    logger.error("%s failed: %s", name, reason)
+                    self._restarting[name] = asyncio.create_task(
+                        self._restart(name, engine, reason), name=f"engine-pool-restart-{name}"
+                    )
 
     async def _restart(self, name: str, engine: Engine, reason: str) -> None:
-        self.status[name] = "restarting"
-        self.errors[name] = reason
-        logger.error("%s failed: %s", name, reason)
+        try:
+            await self._reload(name, engine, reason)
+        finally:
+            self._restarting.pop(name, None)
+
+    async def _reload(self, name: str, engine: Engine, reason: str) -> None:
         while self.restarts[name] < self.settings.engine_max_restarts:
             self.restarts[name] += 1
             attempt = self.restarts[name]
@@ -126,6 +136,10 @@ class EnginePool:
     async def close(self) -> None:
         if self._supervisor is not None:
             self._supervisor.cancel()
+        for task in list(self._restarting.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # never close an engine while its reload is still running
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

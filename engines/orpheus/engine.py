@@ -82,14 +82,14 @@ class OrpheusEngine(Engine):
             codec,
             max_batch=resolve_batching(s.orpheus_codec_batching, parts.device, s.orpheus_codec_max_batch),
             wait_ms=s.orpheus_codec_wait_ms,
-            on_complete=lambda job: self._worker.completed(job),
+            on_complete=lambda job: self._worker and self._worker.completed(job),  # None once closed
             watchdog_s=s.watchdog_s,
         )
         self._codec.start()
         if self.backend == "vllm":
             from engines.orpheus.vllm_backend import VllmRunner
 
-            runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec)
+            runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec, parts.max_model_len)
             await asyncio.to_thread(runner.start)
             self._worker = runner
             return
@@ -97,7 +97,7 @@ class OrpheusEngine(Engine):
         if s.max_batch_size is None and torch.device(parts.device).type == "cuda":
             # The slot cache is allocated whole at load: the default batch must fit the GPU it is on.
             free, _ = torch.cuda.mem_get_info(torch.device(parts.device))
-            rows = rows_that_fit(parts.model, s.orpheus_max_model_len, free, cap=rows)
+            rows = rows_that_fit(parts.model, parts.max_model_len, free, cap=rows)
             logger.info("orpheus: %d KV-cache rows (half the free GPU memory)", rows)
         self._scheduler = OrpheusScheduler(
             parts.model,
@@ -105,7 +105,7 @@ class OrpheusEngine(Engine):
             self._codec,
             max_rows=rows,
             parallel_segments=s.orpheus_parallel_segments,
-            max_len=s.orpheus_max_model_len,
+            max_len=parts.max_model_len,
             cuda_graphs=s.orpheus_cuda_graphs,
         )
         worker = BatchWorker(

@@ -7,6 +7,7 @@ request waits). Nothing here is a module-level singleton: the engine owns what t
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 LM_FILES = ["*.json", "*.safetensors"]  # config, generation config, shards and index, tokenizer files
 LM_REQUIRED = ["config.json", "tokenizer.json", "tokenizer_config.json"]
 SNAC_FILES = ["config.json", "pytorch_model.bin"]
+# The default longest sequence when the model allows more (Llama 3.2's 131,072): Orpheus was trained on
+# 8,192-token sequences (prompt and ~95 s of audio), and every position more costs KV memory per row.
+MAX_MODEL_LEN_CAP = 8192
 
 
 def lm_dir(settings: Any) -> Path:
@@ -82,6 +86,28 @@ def load_snac(directory: Path) -> torch.nn.Module:
     return SNAC.from_pretrained(str(directory)).eval()
 
 
+def model_positions(directory: Path) -> int | None:
+    """The positions the LM's ``config.json`` allows (``max_position_embeddings``), if it says."""
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    positions = config.get("max_position_embeddings")
+    return int(positions) if positions else None
+
+
+def resolve_max_model_len(setting: int | None, directory: Path) -> int:
+    """``orpheus_max_model_len``: the model's own limit capped at :data:`MAX_MODEL_LEN_CAP` by default;
+    an explicit value above the model's limit is refused here, with both numbers, not deep in vLLM."""
+    positions = model_positions(directory)
+    if setting is None:
+        return min(positions, MAX_MODEL_LEN_CAP) if positions else MAX_MODEL_LEN_CAP
+    if positions is not None and setting > positions:
+        raise ValueError(
+            f"orpheus_max_model_len (TTS_ORPHEUS_MAX_MODEL_LEN) is {setting}, but the model in {directory} allows "
+            f"{positions} positions (max_position_embeddings in its config.json): set at most {positions}, "
+            "or leave it unset to use the model's own limit."
+        )
+    return setting
+
+
 @dataclass
 class OrpheusComponents:
     model: Any  # None with the vLLM backend, which loads the LM itself from lm_path
@@ -89,6 +115,7 @@ class OrpheusComponents:
     snac: torch.nn.Module
     device: str
     lm_path: Path | None = None
+    max_model_len: int = MAX_MODEL_LEN_CAP  # resolve_max_model_len's answer for this model
 
 
 def load_all(settings: Any) -> OrpheusComponents:
@@ -96,18 +123,20 @@ def load_all(settings: Any) -> OrpheusComponents:
     device = settings.resolved_device()
     dtype = settings.resolved_dtype(device)
     lm_path, snac_path = lm_dir(settings), snac_dir(settings)
+    max_model_len = resolve_max_model_len(settings.orpheus_max_model_len, lm_path)  # before loading anything
     tokenizer = load_tokenizer(lm_path)
     model = load_lm(lm_path, device, dtype)
     snac = load_snac(snac_path)
     logger.info("Orpheus LM from %s (%s, %s), SNAC from %s", lm_path, device, dtype, snac_path)
-    return OrpheusComponents(model, tokenizer, snac, device, lm_path)
+    return OrpheusComponents(model, tokenizer, snac, device, lm_path, max_model_len)
 
 
 def load_for_vllm(settings: Any) -> OrpheusComponents:
     """Tokenizer and SNAC only: vLLM loads the LM's weights itself (in its engine process)."""
     device = settings.resolved_device()
     lm_path, snac_path = lm_dir(settings), snac_dir(settings)
-    return OrpheusComponents(None, load_tokenizer(lm_path), load_snac(snac_path), device, lm_path)
+    max_model_len = resolve_max_model_len(settings.orpheus_max_model_len, lm_path)
+    return OrpheusComponents(None, load_tokenizer(lm_path), load_snac(snac_path), device, lm_path, max_model_len)
 
 
 def prefetch(settings: Any) -> list[str]:

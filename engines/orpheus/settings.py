@@ -59,8 +59,11 @@ class OrpheusSettings(LocalEngineSettings):
     orpheus_backend: Literal["auto", "transformers", "vllm"] = Field(
         "auto", description="LM engine: vllm, transformers, or auto (vLLM when it is installed and CUDA is present)."
     )
-    orpheus_max_model_len: int = Field(
-        8192, ge=64, description="Longest sequence (prompt + audio tokens): the KV cache per row, and vLLM's limit."
+    orpheus_max_model_len: int | None = Field(
+        None,
+        ge=64,
+        description="Longest sequence (prompt + audio tokens): the KV cache per row, and vLLM's limit. Default: "
+        "the model's own limit (max_position_embeddings), at most 8192; more than the model allows fails its load.",
     )
     orpheus_cuda_graphs: bool = Field(
         False, description="transformers backend: replay decode steps as CUDA graphs per bucket of batch size."

@@ -1,19 +1,21 @@
 """Orpheus's LM on vLLM: each text segment is a vLLM request whose token deltas feed the SNAC stream.
 
-vLLM's ``AsyncLLM`` (V1) does the batching, paged KV cache, CUDA graphs, tensor parallelism and
-quantization; this module turns a session's segments into vLLM requests and their streamed tokens
-into frames and SNAC windows for the codec stage, exactly as the transformers scheduler does:
+vLLM's ``AsyncLLM`` does the batching, paged KV cache, CUDA graphs, tensor parallelism and
+quantization; :mod:`vllm_driver` turns a session's segments into vLLM requests and their streamed
+tokens into frames and SNAC windows for the codec stage, exactly as the transformers scheduler does.
+vLLM runs on its own thread and event loop (its engine core is a separate process), so the server's
+loop only enqueues, as with the transformers worker. Admission is ours: at most ``max_queue_size``
+requests in flight, then 429.
 
-* prompts come from :func:`tokens.prompt_ids`; sampling is per request (temperature, top_p,
-  repetition_penalty, max_tokens, and the segment's own seed, so a seed reproduces a request);
-* generation is restricted to audio ids and end of speech (``allowed_token_ids``), and each step to
-  the next slot's 4,096 codes by the :mod:`vllm_slots` logits processor;
-* a client that leaves cancels its asyncio task: ``AsyncLLM.generate`` then aborts the request and
-  vLLM frees its sequence at the next step.
+Health, as the :class:`engines.worker.BatchWorker`'s: the driver thread exiting, vLLM's engine core
+dying (``AsyncLLM.errored``: its process is gone) or no token arriving for ``watchdog_s`` while
+sequences are in flight marks the runner failed (:attr:`VllmRunner.fault`). Every request it holds
+then fails at once with a 503 (queued or running), new ones are refused, and :meth:`health` reports
+it so the server marks the model failed and restarts it.
 
-vLLM runs on its own thread and event loop (its engine core is a separate process), so the
-server's loop only enqueues, as with the transformers worker. Admission is ours: at most
-``max_queue_size`` requests in flight, then 429.
+Versions: vLLM >= 0.32 builds its V2 model runner wherever Triton is present (CUDA) and the V1
+runner elsewhere (the CPU build); the two take different logits-processor classes, so the engine
+config is built once to learn the runner, then with the matching :mod:`vllm_slots` processor.
 """
 
 from __future__ import annotations
@@ -25,16 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
-from engines.histogram import LATENCY_BUCKETS, SIZE_BUCKETS, Histogram
+from engines.errors import Overloaded, ServiceUnavailable
 from engines.job import Job
-from engines.orpheus.codec_stage import CodecItem, CodecStage
-from engines.orpheus.requests import OrpheusRequest, Segment, lagging
-from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_SPEECH, FRAME_TOKENS, prompt_ids
+from engines.orpheus.codec_stage import CodecStage
+from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.vllm_driver import VllmDriver
 
 logger = logging.getLogger(__name__)
-ALLOWED = [*range(AUDIO_BASE, AUDIO_BASE + AUDIO_TOKENS), END_OF_SPEECH]
-SLOTS_PROCESSOR = "engines.orpheus.vllm_slots:OrpheusSlots"
 
 
 class _VllmJob(Job):
@@ -47,33 +46,23 @@ class _VllmJob(Job):
         self.runner.cancelled(self)
 
 
-class VllmRunner:
-    def __init__(self, settings: Any, lm_path: Path, tokenizer: Any, codec: CodecStage) -> None:
-        self.settings = settings
+class VllmRunner(VllmDriver):
+    def __init__(self, settings: Any, lm_path: Path, tokenizer: Any, codec: CodecStage, max_model_len: int) -> None:
+        super().__init__(settings, tokenizer, codec, max_model_len)
         self.lm_path = lm_path
-        self.tokenizer = tokenizer
-        self.codec = codec
         self.max_queue_size = settings.max_queue_size
-        self.parallel_segments = settings.orpheus_parallel_segments
+        self.watchdog_s: float | None = settings.watchdog_s
+        #: Why this runner stopped serving (None while healthy); see the module docstring.
+        self.fault: str | None = None
         self.llm: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._jobs: dict[Job, asyncio.Task | None] = {}  # in flight (until finished or cancelled)
-        self._wakes: dict[Job, asyncio.Event] = {}
-        self._ids = 0
-        self._lock = threading.Lock()
-        self._stats: dict[str, Any] = dict.fromkeys(
-            ("jobs_completed", "jobs_cancelled", "jobs_failed", "prefills", "tokens_generated", "frames_invalid"), 0
-        )
-        self._stats.update(max_lm_batch_size_seen=0, synthesis_seconds=0.0)
-        self._sequences = 0  # vLLM requests in flight
-        self.queue_wait = Histogram(LATENCY_BUCKETS)  # submit -> first token of the request
-        self.batch_sizes = Histogram(SIZE_BUCKETS)  # sequences in flight, sampled at each token delta
-        self._busy_since: float | None = None
-        self.min_tokens = False  # benchmarks: hold off end of speech, so every request runs its max_tokens
+        self._jobs: dict[Job, asyncio.Task | None] = {}  # in flight: until completed, failed or cancelled
+        # Under self._lock: the codec thread, vLLM's loop and the server's loop all take jobs out.
+        self._stats.update(dict.fromkeys(("jobs_completed", "jobs_cancelled", "jobs_failed"), 0))
 
     # -- lifecycle (blocking; called off the server's loop) ---------------------------------------
-    def engine_args(self) -> Any:
+    def engine_args(self, processor: str) -> Any:
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         s = self.settings
@@ -82,33 +71,50 @@ class VllmRunner:
             model=str(self.lm_path),
             skip_tokenizer_init=True,  # prompts arrive as ids; outputs are ids
             dtype=s.dtype if s.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32"),
-            max_model_len=s.orpheus_max_model_len,
+            max_model_len=self.max_model_len,
             gpu_memory_utilization=s.orpheus_gpu_memory_utilization,
             max_num_seqs=s.orpheus_max_num_seqs,
             quantization=s.orpheus_quantization,
             enforce_eager=s.orpheus_enforce_eager,
             tensor_parallel_size=s.orpheus_tensor_parallel_size,
-            logits_processors=[SLOTS_PROCESSOR],
+            logits_processors=[processor],
             disable_log_stats=True,
         )
+
+    def engine_config(self) -> Any:
+        """vLLM's config, carrying the slot processor of the model runner that config selects."""
+        from vllm.usage.usage_lib import UsageContext
+
+        from engines.orpheus import vllm_slots
+
+        config = self.engine_args(vllm_slots.V1).create_engine_config(UsageContext.ENGINE_CONTEXT)
+        processor = vllm_slots.processor_for(config)
+        logger.info("orpheus (vLLM): slot processor %s for the model runner vLLM selected", processor)
+        if processor != vllm_slots.V1:
+            config = self.engine_args(processor).create_engine_config(UsageContext.ENGINE_CONTEXT)
+        return config
 
     def start(self) -> None:
         ready = threading.Event()
         failure: list[BaseException] = []
 
         def run() -> None:
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             try:
-                from vllm.v1.engine.async_llm import AsyncLLM
+                try:
+                    from vllm.v1.engine.async_llm import AsyncLLM
 
-                self.llm = AsyncLLM.from_engine_args(self.engine_args())
-            except BaseException as exc:  # reported to load(), which fails the model's readiness
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            self.loop.run_forever()
+                    self.llm = AsyncLLM.from_vllm_config(self.engine_config(), disable_log_stats=True)
+                    self.loop = loop
+                except BaseException as exc:  # reported to load(), which fails the model's readiness
+                    failure.append(exc)
+                    return
+                finally:
+                    ready.set()
+                loop.run_forever()
+            finally:
+                _close(loop)
 
         self._thread = threading.Thread(target=run, name="tts-orpheus-vllm", daemon=True)
         self._thread.start()
@@ -117,212 +123,196 @@ class VllmRunner:
             raise failure[0]
 
     async def stop(self) -> None:
-        if self.loop is None:
+        loop = self.loop
+        if loop is None:
             return
-        for job in list(self._jobs):
-            job.fail(ServiceUnavailable("The server is shutting down."))
-            self.cancelled(job)
+        self.loop = None  # refuse new requests; jobs still held fail here
+        self._fail_all(ServiceUnavailable("The server is shutting down."))
+        llm = self.llm
 
         def shutdown() -> None:
-            if self.llm is not None:
-                self.llm.shutdown()
-            self.loop.stop()
+            try:
+                if llm is not None:
+                    llm.shutdown()  # also ends a hung or dead engine core's processes
+            except Exception:
+                logger.exception("orpheus (vLLM): shutdown failed")
+            finally:
+                loop.stop()  # the thread then cancels what is left and closes the loop
 
-        self.loop.call_soon_threadsafe(shutdown)
+        try:
+            loop.call_soon_threadsafe(shutdown)
+        except RuntimeError:  # the loop is already closed: the thread has ended
+            pass
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 60)
-        self.loop = None
+        self.llm = None
+
+    # -- health (any thread) ----------------------------------------------------------------------
+    def health(self) -> str | None:
+        """None while vLLM serves; else why not. Detecting a failure here also fails its requests."""
+        if self.fault is None and self.loop is not None:
+            reason = self._diagnose()
+            if reason is not None:
+                self._die(reason)
+        return self.fault
+
+    def _diagnose(self) -> str | None:
+        if self._thread is not None and not self._thread.is_alive():
+            return "the vLLM driver thread exited"
+        if self.llm is not None and self.llm.errored:
+            return "vLLM's engine core died"
+        stalled = time.monotonic() - self._progress
+        if self.watchdog_s and self._sequences > 0 and stalled > self.watchdog_s:
+            return f"vLLM generated no token for {self.watchdog_s:g} s with {self._sequences} sequences in flight"
+        return None
+
+    def _die(self, reason: str) -> None:
+        """Stop serving for good: fail every request now (503), refuse new ones. Any thread."""
+        with self._lock:
+            if self.fault is None:
+                self.fault = reason
+                logger.error("orpheus (vLLM) failed: %s", reason)
+        self._fail_all(
+            ServiceUnavailable(
+                f"The canopylabs/orpheus-3b-0.1-ft model failed ({self.fault}) and is restarting; retry shortly.",
+                retry_after="5",
+            )
+        )
+
+    def _fail_all(self, error: Exception) -> None:
+        with self._lock:
+            held = list(self._jobs.items())
+        for job, _ in held:
+            job.fail(error)
+            self.completed(job)
+        tasks = [task for _, task in held if task is not None]
+        loop = self.loop
+        if tasks and loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])  # vLLM aborts them
+            except RuntimeError:  # closed meanwhile
+                pass
 
     # -- the server's loop ------------------------------------------------------------------------
     @property
     def load(self) -> int:
-        return sum(not job.finished and not job.cancelled for job in list(self._jobs))  # other threads pop
+        with self._lock:
+            jobs = list(self._jobs)
+        return sum(not job.finished and not job.cancelled for job in jobs)
 
     def submit(self, state: OrpheusRequest) -> Job[OrpheusRequest]:
-        if self.loop is None:
-            raise ServiceUnavailable("The server is shutting down.")
-        with self._lock:
-            if self.load >= self.max_queue_size:
-                raise Overloaded(
-                    f"The server is at capacity for this model ({self.max_queue_size} requests). Retry shortly."
-                )
-            job = _VllmJob(
-                state,
-                asyncio.get_running_loop(),
-                max_buffered_s=self.settings.max_buffered_audio_s,
-                on_drained=self.wake,
+        loop = self.loop
+        if self.fault is not None:
+            raise ServiceUnavailable(
+                f"The canopylabs/orpheus-3b-0.1-ft model failed ({self.fault}); retry shortly.", retry_after="5"
             )
-            job.runner = self
+        if loop is None:
+            raise ServiceUnavailable("The server is shutting down.")
+        if self.load >= self.max_queue_size:
+            raise Overloaded(
+                f"The server is at capacity for this model ({self.max_queue_size} requests). Retry shortly."
+            )
+        job = _VllmJob(
+            state,
+            asyncio.get_running_loop(),
+            max_buffered_s=self.settings.max_buffered_audio_s,
+            on_drained=self.wake,
+        )
+        job.runner = self
+        with self._lock:
             self._jobs[job] = None
-        self.loop.call_soon_threadsafe(self._start_job, job)
+        loop.call_soon_threadsafe(self._start_job, job)
         return job
 
     def wake(self) -> None:
         """New text for some session: every request task looks at its inbox again."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(lambda: [event.set() for event in self._wakes.values()])
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: [event.set() for event in self._wakes.values()])
 
     def cancelled(self, job: Job) -> None:
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._cancel_task, job)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._cancel_task, job)
+            except RuntimeError:  # closed meanwhile
+                pass
 
     def completed(self, job: Job) -> None:
-        """The codec stage (or the request's task) finished or failed a job; counted once."""
-        if job in self._jobs:
-            self._jobs.pop(job, None)
-            self._count("jobs_failed" if job.failed else "jobs_completed")
-
-    def health(self) -> str | None:
-        """vLLM runs on its own thread (and engine process); its loop must be alive to serve."""
-        if self.loop is not None and self._thread is not None and not self._thread.is_alive():
-            return "the vLLM driver thread exited"
-        return None
+        """The codec stage (or the request's task, or a failure) finished a job; counted once."""
+        with self._lock:
+            if job not in self._jobs:
+                return
+            del self._jobs[job]
+            self._stats["jobs_failed" if job.failed else "jobs_completed"] += 1
 
     def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            jobs = [job for job in self._jobs if not job.finished and not job.cancelled]
+            counts = {key: self._stats[key] for key in ("jobs_completed", "jobs_cancelled", "jobs_failed")}
+        # Waiting: a vLLM sequence submitted and no token back yet (vLLM's own queue, or its prefill).
+        queued = sum(1 for job in jobs if job.steps == 0 and job.state.generating())
         return {
-            "queued": 0,
-            "active": self.load,
+            "queued": queued,
+            "active": len(jobs) - queued,
             "max_queue_size": self.max_queue_size,
             "queue_wait_seconds": self.queue_wait.snapshot(),
             "lm_batch_size_histogram_buckets": self.batch_sizes.snapshot(),
-            "jobs_completed": self._stats["jobs_completed"],
-            "jobs_cancelled": self._stats["jobs_cancelled"],
-            "jobs_failed": self._stats["jobs_failed"],
+            "buffered_audio_seconds": round(sum(job.buffered_seconds for job in jobs), 3),
+            "fault": self.fault,
+            **counts,
         }
 
     def lm_stats(self) -> dict[str, Any]:
-        stats = {k: v for k, v in self._stats.items() if not k.startswith("jobs_")}
-        stats["lm_rows"] = self._sequences
-        unfinished = self.llm.get_num_unfinished_requests() if self.llm is not None else 0
-        stats["vllm_unfinished_requests"] = unfinished
-        stats["synthesis_seconds"] = round(self._stats["synthesis_seconds"], 3)
-        return stats
-
-    def _count(self, key: str, value: int = 1) -> None:
         with self._lock:
-            self._stats[key] += value
+            stats = {k: v for k, v in self._stats.items() if not k.startswith("jobs_")}
+        stats["lm_rows"] = self._sequences
+        stats["max_model_len"] = self.max_model_len
+        llm = self.llm
+        stats["vllm_unfinished_requests"] = llm.get_num_unfinished_requests() if llm is not None else 0
+        stats["synthesis_seconds"] = round(stats["synthesis_seconds"], 3)
+        return stats
 
     # -- vLLM's loop ------------------------------------------------------------------------------
     def _start_job(self, job: Job[OrpheusRequest]) -> None:
-        if job.cancelled:
-            self._jobs.pop(job, None)
-            self._count("jobs_cancelled")
-            return
-        self._wakes[job] = asyncio.Event()
-        self._jobs[job] = asyncio.get_running_loop().create_task(self._serve(job))
+        with self._lock:
+            if job not in self._jobs:  # failed (a fault, a shutdown) before it started
+                return
+            if job.cancelled:
+                del self._jobs[job]
+                self._stats["jobs_cancelled"] += 1
+                return
+            self._wakes[job] = asyncio.Event()
+            self._jobs[job] = asyncio.get_running_loop().create_task(self._serve(job))
 
     def _cancel_task(self, job: Job) -> None:
-        task = self._jobs.pop(job, None)
+        """The reader left (or closed after the end): whoever takes the job out counts it, once."""
+        with self._lock:
+            if job not in self._jobs:
+                return
+            task = self._jobs.pop(job)
+            self._stats["jobs_failed" if job.failed else "jobs_completed" if job.finished else "jobs_cancelled"] += 1
         if task is not None and not task.done():
             task.cancel()
-            if not job.finished:
-                self._count("jobs_cancelled")
 
-    async def _serve(self, job: Job[OrpheusRequest]) -> None:
-        request = job.state
-        running: dict[asyncio.Task, Segment] = {}
-        wake = self._wakes[job]
-        try:
-            while True:
-                request.absorb()
-                paused = False
-                for segment in request.segments:
-                    # A lagging reader's request starts no new segment until it catches up: its reader
-                    # draining wakes us; audio still on its way to the job is re-checked every 50 ms.
-                    paused = lagging(job)
-                    if len(running) >= self.parallel_segments or paused:
-                        break
-                    if not segment.done and not segment.generating:
-                        segment.generating = True
-                        running[asyncio.create_task(self._generate(job, segment))] = segment
-                if request.input_complete and not running and all(s.done for s in request.segments):
-                    break
-                wake.clear()
-                waiter = asyncio.create_task(wake.wait())
-                done, _ = await asyncio.wait(
-                    [*running, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=0.05 if paused else None
-                )
-                waiter.cancel()
-                for task in done & running.keys():
-                    running.pop(task)
-                    task.result()  # a failed segment fails the request
-            request.flush(job, self.codec.count_audio)  # e.g. no frames at all: nothing for the codec
-            if job.finished:
-                self.completed(job)
-        except asyncio.CancelledError:
-            for task in running:
-                task.cancel()  # generate() aborts its vLLM request
-            raise
-        except Exception as exc:
-            logger.exception("orpheus (vLLM): request failed")
-            for task in running:
-                task.cancel()
-            job.fail(as_tts_error(exc))
-            self.completed(job)
-        finally:
-            self._wakes.pop(job, None)
+    def _engine_failed(self) -> bool:
+        """A request failed: was it the engine core (then the whole model fails, 503) or this request?"""
+        if self.llm is not None and self.llm.errored:
+            self._die("vLLM's engine core died")
+            return True
+        return False
 
-    async def _generate(self, job: Job[OrpheusRequest], segment: Segment) -> None:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
 
-        request = job.state
-        if segment.prompt is None:
-            segment.prompt = prompt_ids(self.tokenizer, request.voice, segment.text)
-        room = (self.settings.orpheus_max_model_len - len(segment.prompt)) // FRAME_TOKENS * FRAME_TOKENS
-        budget = min(request.params.max_tokens, room)
-        p = request.params
-        params = SamplingParams(
-            temperature=p.temperature,
-            top_p=p.top_p,
-            repetition_penalty=p.repetition_penalty,
-            max_tokens=max(1, budget),
-            min_tokens=budget if self.min_tokens else 0,
-            seed=segment.seed,
-            stop_token_ids=[END_OF_SPEECH],
-            allowed_token_ids=ALLOWED,
-            detokenize=False,
-            output_kind=RequestOutputKind.DELTA,
-            extra_args={"orpheus_slots": True},
-        )
-        self._ids += 1
-        self._sequences += 1
-        self._count("prefills")
-        with self._lock:
-            self._stats["max_lm_batch_size_seen"] = max(self._stats["max_lm_batch_size_seen"], self._sequences)
-            if self._busy_since is None:
-                self._busy_since = time.perf_counter()
-        try:
-            stream = self.llm.generate({"prompt_token_ids": segment.prompt}, params, request_id=f"orpheus-{self._ids}")
-            async for output in stream:
-                tokens = output.outputs[0].token_ids
-                if job.steps == 0:
-                    job.steps = 1
-                    self.queue_wait.observe(time.monotonic() - job.submitted_at)
-                self.batch_sizes.observe(self._sequences)
-                self._count("tokens_generated", len(tokens))
-                self._accept(job, segment, tokens, budget)
-                if segment.done:
-                    break
-            self._accept(job, segment, [], budget, final=True)
-            self._count("frames_invalid", segment.invalid_frames)
-        finally:
-            self._sequences -= 1
-            if self._sequences == 0 and self._busy_since is not None:
-                with self._lock:
-                    self._stats["synthesis_seconds"] += time.perf_counter() - self._busy_since
-                    self._busy_since = None
-            segment.generating = False
-        request.flush(job, self.codec.count_audio)
-
-    def _accept(self, job: Job, segment: Segment, tokens: Any, budget: int, final: bool = False) -> None:
-        items: list[CodecItem] = []
-        for token in tokens:
-            if segment.done:
-                break
-            segment.accept(int(token), budget)
-        if final and not segment.done:
-            segment.done = True  # vLLM stopped (length limit) without end of speech
-        while (window := segment.windows.next_window(final=segment.done)) is not None:
-            items.append(CodecItem(job, segment, window))
-        self.codec.submit(items)
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on the runner's loop, let it unwind, and close the loop."""
+    try:
+        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=10))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception:
+        logger.exception("orpheus (vLLM): closing the loop failed")
+    finally:
+        loop.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -141,6 +142,32 @@ def test_incomplete_local_directory_is_refused(tmp_path, orpheus_dirs):
     with pytest.raises(WeightsUnavailable) as info:
         loader.lm_dir(settings)
     assert "tokenizer.json" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("positions", "setting", "expected"),
+    [
+        (2048, None, 2048),  # the model's own limit, with no flag
+        (131072, None, loader.MAX_MODEL_LEN_CAP),  # Llama 3.2's 131,072: capped
+        (None, None, loader.MAX_MODEL_LEN_CAP),  # a config that does not say
+        (2048, 1024, 1024),  # an explicit value within the limit is kept
+        (2048, 2048, 2048),
+    ],
+)
+def test_max_model_len_defaults_to_the_models_own_limit_capped(tmp_path, positions, setting, expected):
+    config = {"model_type": "llama"} | ({"max_position_embeddings": positions} if positions else {})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert loader.resolve_max_model_len(setting, tmp_path) == expected
+
+
+def test_max_model_len_above_the_models_limit_is_a_load_error_naming_both(orpheus_dirs):
+    # The tiny model allows 8192 positions; 9000 is refused before anything loads, naming both numbers.
+    settings = Settings(
+        orpheus_source=str(orpheus_dirs[0]), snac_source=str(orpheus_dirs[1]), device="cpu", orpheus_max_model_len=9000
+    )
+    for load in (loader.load_all, loader.load_for_vllm):
+        with pytest.raises(ValueError, match=r"orpheus_max_model_len.* is 9000.*allows 8192 positions"):
+            load(settings)
 
 
 @pytest.mark.parametrize(
