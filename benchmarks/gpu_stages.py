@@ -1,0 +1,212 @@
+"""The stages of a GPU run, in order of importance, each under its own budget (gpu.sh run / smoke).
+
+A lent GPU machine comes in short windows, so the run is planned to return figures even when cut
+off: stages run most important first (the ``gpu`` tests file by file, Kokoro batched vs serial, the
+Orpheus 3B transformers backend with CUDA graphs, then the rest); each has a budget in seconds and
+the whole run a deadline, a stage past its budget is killed with its process group, and
+``gpu-run.json`` in the output folder is rewritten as soon as each stage ends. Benchmarks write
+their own JSON next to it. ``--mode smoke`` runs the same stages on the CPU with tiny sizes, so
+the script is exercised in CI and cannot rot.
+
+    python -m benchmarks.gpu_stages --mode run --out DIR      # on the GPU machine (gpu.sh run)
+    python -m benchmarks.gpu_stages --mode smoke --out DIR    # on a CPU (gpu.sh smoke)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DEADLINE_S = {"run": 450.0, "smoke": 110.0}  # gpu.sh keeps the rest of 8 minutes for unpacking
+
+
+@dataclass
+class Stage:
+    name: str
+    budget_s: dict[str, float]  # per mode
+    argv: dict[str, list[str]]  # per mode; "{out}" is the output folder
+    result: str | None = None  # the JSON file the command writes, relative to the output folder
+    junit: bool = False  # a pytest stage: its result is read from a JUnit XML report
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def gpu_test_files() -> list[str]:
+    """Every test module with a ``gpu`` mark, found afresh (a new one is run without editing this)."""
+    files = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "mark.gpu" in text:
+            files.append(str(path.relative_to(REPO)))
+    return files
+
+
+# Seconds for the heavier test files; any other file gets DEFAULT_TEST_BUDGET_S.
+TEST_BUDGET_S = {"tests/engines/kokoro/test_cuda.py": 70.0, "tests/engines/orpheus/test_cuda.py": 80.0}
+DEFAULT_TEST_BUDGET_S = 25.0
+
+
+def stages() -> list[Stage]:
+    out: list[Stage] = []
+    for path in gpu_test_files():
+        # By file: a module that fails to import there costs that file alone, not the whole run.
+        argv = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", path, "--junitxml={junit}"]
+        budget = TEST_BUDGET_S.get(path, DEFAULT_TEST_BUDGET_S)
+        name = "tests:" + path.removeprefix("tests/").removesuffix(".py")
+        out.append(Stage(name, {"run": budget, "smoke": 30.0}, {"run": argv, "smoke": argv}, junit=True))
+    kokoro = [PY, "-m", "benchmarks.kokoro_bench"]
+    out.append(
+        Stage(
+            "kokoro",
+            {"run": 80.0, "smoke": 40.0},
+            {
+                "run": [*kokoro, "--device", "cuda", "--concurrency", "1,4,16,64", "--requests", "2"]
+                + ["--policies", "serial,batched", "--out", "{out}/kokoro.json"],
+                "smoke": [*kokoro, "--device", "cpu", "--concurrency", "1,2", "--requests", "1"]
+                + ["--policies", "serial,batched", "--out", "{out}/kokoro.json"],
+            },
+            result="kokoro.json",
+        )
+    )
+    orpheus = [PY, "-m", "benchmarks.orpheus_bench", "--backends", "transformers", "--cuda-graphs"]
+    out.append(
+        Stage(
+            "orpheus",
+            {"run": 120.0, "smoke": 40.0},
+            {
+                "run": [*orpheus, "--device", "cuda", "--real-arch", "--streams", "1,8,32,64", "--tokens", "350"]
+                + ["--max-model-len", "1024", "--out", "{out}/orpheus.json"],
+                "smoke": [*orpheus, "--device", "cpu", "--streams", "1,2", "--tokens", "28"]
+                + ["--max-model-len", "256", "--out", "{out}/orpheus.json"],
+            },
+            result="orpheus.json",
+        )
+    )
+    out.append(
+        Stage(
+            "kokoro-compile",
+            {"run": 50.0, "smoke": 30.0},
+            {
+                "run": [*kokoro, "--device", "cuda", "--concurrency", "1,16", "--requests", "2"]
+                + ["--policies", "batched+compile", "--out", "{out}/kokoro-compile.json"],
+                # Inductor takes minutes on a CPU: the smoke run drives the same stage without it.
+                "smoke": [*kokoro, "--device", "cpu", "--concurrency", "1", "--requests", "1"]
+                + ["--policies", "batched", "--out", "{out}/kokoro-compile.json"],
+            },
+            result="kokoro-compile.json",
+        )
+    )
+    pcm = [PY, "-m", "benchmarks.pcm_device_bench"]
+    out.append(
+        Stage(
+            "pcm",
+            {"run": 25.0, "smoke": 20.0},
+            {
+                "run": [*pcm, "--device", "cuda", "--batches", "1,8,32", "--out", "{out}/pcm.json"],
+                "smoke": [*pcm, "--device", "cpu", "--batches", "1,2", "--rates", "16000", "--seconds", "1"]
+                + ["--repeats", "1", "--out", "{out}/pcm.json"],
+            },
+            result="pcm.json",
+        )
+    )
+    return out
+
+
+def junit_summary(path: Path) -> dict:
+    if not path.exists():
+        return {"error": "no report (the run died before pytest wrote it)"}
+    root = ET.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    summary = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+    summary["passed"] = summary["tests"] - summary["failures"] - summary["errors"] - summary["skipped"]
+    problems = []
+    for case in suite.iter("testcase"):
+        for kind in ("failure", "error"):
+            node = case.find(kind)
+            if node is not None:
+                problems.append({"test": case.get("name"), kind: (node.get("message") or "")[:500]})
+    summary["problems"] = problems
+    return summary
+
+
+def run_stage(stage: Stage, mode: str, out: Path, budget: float, log) -> dict:
+    junit = out / f".{stage.name.replace(':', '-').replace('/', '-')}.xml"
+    argv = [a.format(out=out, junit=junit) for a in stage.argv[mode]]
+    record: dict = {"name": stage.name, "budget_s": round(budget, 1), "argv": argv[1:]}
+    log.write(f"\n===== {stage.name} (budget {budget:.0f} s): {' '.join(argv[1:])}\n")
+    log.flush()
+    started = time.monotonic()
+    process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        record["rc"] = process.wait(timeout=budget)
+        record["timed_out"] = False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)  # its process group: the benchmark and whatever it started
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        record["rc"], record["timed_out"] = process.returncode, True
+    record["seconds"] = round(time.monotonic() - started, 1)
+    if stage.junit:
+        record["result"] = junit_summary(junit)
+        junit.unlink(missing_ok=True)
+    elif stage.result and (out / stage.result).exists():
+        try:
+            record["result"] = json.loads((out / stage.result).read_text())
+        except ValueError as exc:
+            record["result"] = {"error": f"unreadable JSON: {exc}"}
+    record["ok"] = record["rc"] == 0 and not record["timed_out"] and "result" in record
+    return record
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)  # a run cut off mid-write still leaves the last complete file
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["run", "smoke"], required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--deadline", type=float, help="seconds for all stages (default by mode)")
+    parser.add_argument("--only", help="comma-separated stage names (default: all)")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + (args.deadline or DEADLINE_S[args.mode])
+    report: dict = {"mode": args.mode, "python": sys.version.split()[0], "stages": []}
+    chosen = stages()
+    if args.only:
+        names = set(args.only.split(","))
+        chosen = [s for s in chosen if s.name in names]
+    with open(out / "gpu-run.log", "a") as log:
+        for stage in chosen:
+            left = deadline - time.monotonic()
+            budget = min(stage.budget_s[args.mode], left)
+            if budget < 5:
+                record = {"name": stage.name, "skipped": "the run's deadline came first", "ok": False}
+            else:
+                record = run_stage(stage, args.mode, out, budget, log)
+            report["stages"].append(record)
+            write_atomic(out / "gpu-run.json", report)
+            status = "ok" if record["ok"] else ("TIMED OUT" if record.get("timed_out") else "FAILED")
+            print(f"{stage.name}: {status} ({record.get('seconds', 0)} s of {record.get('budget_s', 0)})", flush=True)
+    failed = [s["name"] for s in report["stages"] if not s["ok"]]
+    print(f"{len(report['stages']) - len(failed)}/{len(report['stages'])} stages ok; see {out}/gpu-run.json")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
