@@ -28,6 +28,8 @@ PLATFORMS=(--python-version 3.12 --implementation cp --abi cp312 --abi abi3 --ab
   --platform manylinux_2_5_x86_64 --platform linux_x86_64 --platform any)
 
 requirements() { grep -v '^#' "$1" | sed 's/#.*//; /^ *$/d'; }
+# pip, without the lines this workplace's local index prints for every package it does not hold.
+pip_() { "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 
 python312() {
   local candidate
@@ -42,7 +44,7 @@ prepare() {
   mkdir -p "$GPU"
   # Wheels for CPython 3.12 manylinux, whatever Python runs pip; unzipped rather than `pip install --target`,
   # which checks Requires-Python against the running interpreter.
-  python3 -m pip download -q --no-deps --only-binary=:all: "${PLATFORMS[@]}" -d "$wheels" \
+  pip_ python3 -m pip download -q --no-deps --only-binary=:all: "${PLATFORMS[@]}" -d "$wheels" \
     -r <(requirements benchmarks/gpu_bundle.txt)
   python3 -m benchmarks.gpu_bundle unpack "$wheels" "$site"
   find "$site" -name '*.so*' -type f -exec strip --strip-unneeded {} + 2>/dev/null || true
@@ -52,7 +54,7 @@ prepare() {
   local check=(python3 -m benchmarks.gpu_bundle check "$site")
   if [[ -n $py312 ]]; then
     check+=(--python "$py312")
-    if python3 -m pip download -q --only-binary=:all: "${PLATFORMS[@]}" -d "$work/view-wheels" \
+    if pip_ python3 -m pip download -q --only-binary=:all: "${PLATFORMS[@]}" -d "$work/view-wheels" \
       $(python3 -m benchmarks.gpu_bundle image-needs "$site" | grep -v -e '^torch' -e '^triton'); then
       python3 -m benchmarks.gpu_bundle unpack "$work/view-wheels" "$view"
       check+=(--view "$view")
@@ -103,7 +105,7 @@ smoke() {
     local site
     site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     python3 -m benchmarks.gpu_bundle link-image "$site"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r <(requirements benchmarks/gpu_bundle.txt)
+    pip_ "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r <(requirements benchmarks/gpu_bundle.txt)
     touch "$stamp"
   fi
   rm -rf "$out"
