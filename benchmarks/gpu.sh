@@ -7,7 +7,8 @@
 #                                    # tests by file, Kokoro, Orpheus 3B with CUDA graphs, ...) within 8 minutes,
 #                                    # each stage's JSON in $OUT (or ./gpu-results) as soon as it ends
 #   bash benchmarks/gpu.sh smoke     # here or in CI: the same stages on the CPU with tiny sizes, in a venv that
-#                                    # holds only the bundle's packages and the GPU machine's (.gpu/smoke-venv)
+#                                    # holds only the bundle's packages and the GPU machine's (.gpu-smoke/venv);
+#                                    # GPU_SMOKE_SCALE=N multiplies its budgets on a slow machine
 #
 # With the device tool: one call, `carry: [".gpu"]`, `command: "bash benchmarks/gpu.sh run"`.
 # The GPU machine (benchmarks/gpu_h200.txt: Python 3.12, torch 2.11 CUDA, transformers 5.17) reaches no
@@ -31,10 +32,13 @@ requirements() { grep -v '^#' "$1" | sed 's/#.*//; /^ *$/d'; }
 # pip, without the lines this workplace's local index prints for every package it does not hold.
 pip_() { "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 
-python312() {
+python312() { # pyenv's shims answer `command -v` without running: ask each candidate for its version
   local candidate
-  for candidate in "$(command -v python3.12 || true)" "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/3.12*/bin/python3.12; do
-    [[ -n $candidate && -x $candidate ]] && { echo "$candidate"; return; }
+  for candidate in "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/3.12*/bin/python3.12 "$(command -v python3.12 || true)"; do
+    if [[ -n $candidate && -x $candidate ]] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
   done
 }
 
@@ -70,7 +74,7 @@ prepare() {
   rm -rf "$work"
   # What one device call carries: the bundle plus the working tree (tracked and untracked, not ignored).
   local tree bundle
-  bundle=$(stat -c %s "$SITE_TAR")
+  bundle=$(du -sb "$GPU" | cut -f1) # carry [".gpu"] takes the whole folder
   tree=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
   echo "bundle $((bundle / 1048576)) MiB + working tree $((tree / 1048576)) MiB (carry limit 64 MiB)"
   if ((bundle + tree > CARRY_LIMIT)); then
@@ -97,7 +101,8 @@ run() {
 }
 
 smoke() {
-  local venv=$GPU/smoke-venv out=${OUT:-$HERE/$GPU/smoke}
+  # Outside .gpu, which a device call carries whole.
+  local venv=.gpu-smoke/venv out=${OUT:-$HERE/.gpu-smoke/out}
   local stamp=$venv/.ready
   if [[ ! -f $stamp || benchmarks/gpu_bundle.txt -nt $stamp || benchmarks/gpu_h200.txt -nt $stamp ]]; then
     rm -rf "$venv"
@@ -111,7 +116,7 @@ smoke() {
   rm -rf "$out"
   mkdir -p "$out"
   PYTHONPATH=$HERE HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TTS_TEST_TORCH_THREADS=1 \
-    "$venv/bin/python" -m benchmarks.gpu_stages --mode smoke --out "$out"
+    "$venv/bin/python" -m benchmarks.gpu_stages --mode smoke --out "$out" --scale "${GPU_SMOKE_SCALE:-1}"
 }
 
 case "${1:-}" in

@@ -164,21 +164,30 @@ def prune(site: Path) -> None:
 # -- the smoke run's environment ------------------------------------------------------------------
 def link_image(site: Path) -> None:
     """Link what this machine has of the GPU machine's packages into ``site`` (a venv's), by their
-    own file lists, so a venv without system site-packages sees the image's packages and no other."""
-    linked, absent = 0, []
-    for name in read_list(IMAGE):
+    own file lists, so a venv without system site-packages sees the image's packages and no other.
+    Their own requirements come along (this machine's versions may need what the image's do not)."""
+    linked, absent = set(), []
+    carried_names = set(read_list(BUNDLE))  # installed from the bundle's list, never linked
+    todo = [Requirement(name) for name in read_list(IMAGE)]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in linked or name in carried_names:
+            continue
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             absent.append(name)
             continue
+        linked.add(name)
         tops = {Path(str(f)).parts[0] for f in dist.files or []}
         for top in tops - {"..", "bin", "__pycache__"}:
             source, target = Path(str(dist.locate_file(top))), site / top
             if source.exists() and not target.exists():
                 target.symlink_to(source)
-        linked += 1
-    print(f"linked {linked} of the GPU machine's packages; not installed here: {len(absent)}")
+        here = {"extra": ""}  # this interpreter's own markers: these links serve the local smoke venv
+        todo.extend(r for r in map(Requirement, dist.requires or []) if r.marker is None or r.marker.evaluate(here))
+    print(f"linked {len(linked)} packages (the GPU image's and what they need here); not installed here: {len(absent)}")
 
 
 def image_needs(site: Path) -> list[str]:

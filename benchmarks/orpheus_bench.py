@@ -160,7 +160,7 @@ async def bench_backend(
         warmup=False,
         orpheus_backend=backend,
         max_batch_size=max(levels),
-        max_queue_size=max(levels),
+        max_queue_size=2 * max(levels),  # a finished stream's job may still hold its place a moment
         max_wait_ms=5.0,
         orpheus_max_tokens_limit=max(8000, args.tokens),
         orpheus_max_model_len=args.max_model_len,
