@@ -72,6 +72,10 @@ NOT_CARRIED = {
     "server/audio; no gpu test or benchmark reaches it",
 }
 
+# Submodules the engines import beyond each package's top level (Kokoro's G2P: misaki's English and
+# its espeak fallback, which pulls phonemizer -> segments -> csvw).
+EXTRA_MODULES = ["misaki.en", "misaki.espeak", "phonemizer.backend"]
+
 # Import names whose distribution is named otherwise (for sorting failed imports).
 MODULE_DIST = {"attr": "attrs", "yaml": "pyyaml", "dateutil": "python-dateutil", "PIL": "pillow", "google": "protobuf"}
 
@@ -258,7 +262,7 @@ def import_checks(site: Path, python: str, view: Path | None, repo: Path) -> dic
     """Import each carried module in a fresh ``python``; sort them into ok / unverified / failed."""
     paths = [str(p) for p in (site, view, repo) if p is not None]
     result: dict[str, list[str]] = {"ok": [], "unverified": [], "failed": []}
-    modules = sorted({m for _, _, mods in carried(site).values() for m in mods})
+    modules = sorted({m for _, _, mods in carried(site).values() for m in mods} | set(EXTRA_MODULES))
     probe = (
         "import importlib, json, site, sys\n"
         "for path in sys.argv[1].split(':'):\n"
