@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import platform
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ import torch
 from engines.base import SynthesisRequest
 from engines.orpheus import loader
 from engines.orpheus.engine import OrpheusEngine
+from engines.orpheus.sampling import AudioHead
 from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE
 from server.settings import ORPHEUS_MODEL, Settings
 from tests.engines.orpheus import tiny_weights  # the test suite's builder (a source checkout)
@@ -87,19 +90,27 @@ def build_weights(args: argparse.Namespace, root: Path) -> tuple[Path, Path]:
 
 
 def hold_off_end_of_speech(engine: OrpheusEngine) -> None:
-    """Every request generates exactly its max_tokens."""
-    if engine.scheduler is not None:
-        head = engine.scheduler.head
-        original = head.scores
-
-        def scores(hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-            out = original(hidden, slots)
-            out[:, -1] = float("-inf")
-            return out
-
-        head.scores = scores  # type: ignore[method-assign]
-    else:
+    """Every request generates exactly its max_tokens (vLLM: after load; transformers: see below)."""
+    if engine.scheduler is None:
         engine.worker.min_tokens = True
+
+
+@contextlib.contextmanager
+def no_end_of_speech_scores() -> Iterator[None]:
+    """The transformers backend's audio head never scores end of speech. Patched on the class before
+    the engine loads (CUDA graphs captured at load record whatever ``scores`` is then) and kept on."""
+    original = AudioHead.scores
+
+    def scores(self: AudioHead, hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        out = original(self, hidden, slots)
+        out[:, -1] = float("-inf")
+        return out
+
+    AudioHead.scores = scores  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AudioHead.scores = original  # type: ignore[method-assign]
 
 
 async def run_level(engine: OrpheusEngine, streams: int, tokens: int) -> dict[str, float]:
@@ -246,8 +257,9 @@ def main() -> None:
             "cuda_graphs": args.cuda_graphs,
             "backends": {},
         }
-        for backend in args.backends.split(","):
-            asyncio.run(bench_backend(args, backend, dirs, report))
+        with no_end_of_speech_scores():  # for the whole run: graphs captured at load, or eager steps
+            for backend in args.backends.split(","):
+                asyncio.run(bench_backend(args, backend, dirs, report))
     _ = loader  # the engine loads through the production loader
 
 

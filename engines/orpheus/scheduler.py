@@ -15,7 +15,8 @@ A step (called by :class:`engines.worker.BatchWorker` with the active requests):
 The host reads the device once per step, one step late, so on a GPU the next step is queued before
 the host waits: no ``.item()``/``.tolist()`` per token, no per-row random draws, and no host-to-
 device copies except at joins. A row that ended is decoded once more before it leaves (that token
-is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of rows and width.
+is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of rows and width,
+every bucket captured at load (:meth:`OrpheusScheduler.capture_graphs`), none while serving.
 
 Requests the worker drops (client gone, failure) leave through :meth:`release` before the next
 step. The model is only ever touched from the worker thread.
