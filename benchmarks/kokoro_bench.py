@@ -69,7 +69,9 @@ async def one_request(engine: KokoroEngine, text: str, voice: str, seed: int) ->
     return first or float("nan"), time.perf_counter() - started, audio
 
 
-async def run_level(engine: KokoroEngine, concurrency: int, requests: int, voice: str) -> dict:
+async def run_level(
+    engine: KokoroEngine, concurrency: int, requests: int, voice: str, texts: list[str] = SENTENCES
+) -> dict:
     ttfa: list[float] = []
     audio_s = 0.0
     outputs: dict[int, np.ndarray] = {}
@@ -78,7 +80,7 @@ async def run_level(engine: KokoroEngine, concurrency: int, requests: int, voice
         nonlocal audio_s
         for r in range(requests):
             key = index * requests + r
-            first, _, audio = await one_request(engine, SENTENCES[key % len(SENTENCES)], voice, seed=key)
+            first, _, audio = await one_request(engine, texts[key % len(texts)], voice, seed=key)
             ttfa.append(first)
             audio_s += audio.size / 24000
             outputs[key] = audio
@@ -131,6 +133,24 @@ async def main(args: argparse.Namespace) -> None:
         weights = build_random_kokoro(Path(tempfile.mkdtemp(prefix="kokoro-random-")))
     levels = [int(c) for c in args.concurrency.split(",")]
     results: dict[str, list[dict]] = {}
+
+    from benchmarks.bench import meta
+
+    def report_of() -> dict:
+        return {
+            "command": "python -m benchmarks.kokoro_bench " + shlex.join(sys.argv[1:]),
+            "git": meta.git_revision(),  # the commit, and whether the tree was clean
+            "load_average": meta.hardware()["load_average"],  # at writing: a shared machine says so here
+            "hardware": hardware(args.device),
+            "weights": "real (../shared/realweights)" if args.weights else "random full-size, 4 frames/phoneme",
+            "device": args.device,
+            "voice": args.voice,
+            "requests_per_stream": args.requests,
+            "results": {
+                p: [{k: v for k, v in r.items() if k != "outputs"} for r in rows] for p, rows in results.items()
+            },
+        }
+
     for policy in args.policies.split(","):
         settings = Settings(
             kokoro_source=str(weights),
@@ -146,23 +166,13 @@ async def main(args: argparse.Namespace) -> None:
         await engine.warmup()
         results[policy] = []
         for level in levels:
-            row = await run_level(engine, level, args.requests, args.voice)
+            row = await run_level(engine, level, args.requests, args.voice, [args.text] if args.text else SENTENCES)
             print(policy, {k: v for k, v in row.items() if k != "outputs"}, flush=True)
             results[policy].append(row)
+            if args.out:  # after every level: a run cut off still leaves what finished
+                Path(args.out).write_text(json.dumps(report_of(), indent=2))
         await engine.close()
-    from benchmarks.bench import meta
-
-    report = {
-        "command": "python -m benchmarks.kokoro_bench " + shlex.join(sys.argv[1:]),
-        "git": meta.git_revision(),  # the commit, and whether the tree was clean
-        "load_average": meta.hardware()["load_average"],  # after the run: a shared machine says so here
-        "hardware": hardware(args.device),
-        "weights": "real (../shared/realweights)" if args.weights else "random full-size, 4 frames/phoneme",
-        "device": args.device,
-        "voice": args.voice,
-        "requests_per_stream": args.requests,
-        "results": {p: [{k: v for k, v in r.items() if k != "outputs"} for r in rows] for p, rows in results.items()},
-    }
+    report = report_of()
     if args.wer:
         report["wer"] = wer_report(Path(args.wer).expanduser(), results)
         print("WER", report["wer"])
@@ -212,6 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU")
     parser.add_argument("--wer", help="realweights directory (venv + whisper) to score intelligibility")
     parser.add_argument("--out", help="write the JSON report here")
+    parser.add_argument("--text", help="speak only this text (short smoke runs); default: the benchmark's sentences")
     return parser.parse_args(argv)
 
 

@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
+import json
 import platform
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +42,7 @@ import torch
 from engines.base import SynthesisRequest
 from engines.orpheus import loader
 from engines.orpheus.engine import OrpheusEngine
+from engines.orpheus.sampling import AudioHead
 from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE
 from server.settings import ORPHEUS_MODEL, Settings
 from tests.engines.orpheus import tiny_weights  # the test suite's builder (a source checkout)
@@ -85,19 +90,27 @@ def build_weights(args: argparse.Namespace, root: Path) -> tuple[Path, Path]:
 
 
 def hold_off_end_of_speech(engine: OrpheusEngine) -> None:
-    """Every request generates exactly its max_tokens."""
-    if engine.scheduler is not None:
-        head = engine.scheduler.head
-        original = head.scores
-
-        def scores(hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-            out = original(hidden, slots)
-            out[:, -1] = float("-inf")
-            return out
-
-        head.scores = scores  # type: ignore[method-assign]
-    else:
+    """Every request generates exactly its max_tokens (vLLM: after load; transformers: see below)."""
+    if engine.scheduler is None:
         engine.worker.min_tokens = True
+
+
+@contextlib.contextmanager
+def no_end_of_speech_scores() -> Iterator[None]:
+    """The transformers backend's audio head never scores end of speech. Patched on the class before
+    the engine loads (CUDA graphs captured at load record whatever ``scores`` is then) and kept on."""
+    original = AudioHead.scores
+
+    def scores(self: AudioHead, hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        out = original(self, hidden, slots)
+        out[:, -1] = float("-inf")
+        return out
+
+    AudioHead.scores = scores  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AudioHead.scores = original  # type: ignore[method-assign]
 
 
 async def run_level(engine: OrpheusEngine, streams: int, tokens: int) -> dict[str, float]:
@@ -137,7 +150,17 @@ async def run_level(engine: OrpheusEngine, streams: int, tokens: int) -> dict[st
     }
 
 
-async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path, Path]) -> None:
+def save(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Rewrite ``--out`` after every level: a run cut off still leaves the levels that finished."""
+    if args.out:
+        tmp = Path(args.out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.replace(args.out)
+
+
+async def bench_backend(
+    args: argparse.Namespace, backend: str, dirs: tuple[Path, Path], report: dict[str, Any]
+) -> None:
     levels = [int(n) for n in args.streams.split(",")]
     settings = Settings(
         models=[ORPHEUS_MODEL],
@@ -148,7 +171,7 @@ async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path
         warmup=False,
         orpheus_backend=backend,
         max_batch_size=max(levels),
-        max_queue_size=max(levels),
+        max_queue_size=2 * max(levels),  # a finished stream's job may still hold its place a moment
         max_wait_ms=5.0,
         orpheus_max_tokens_limit=max(8000, args.tokens),
         orpheus_max_model_len=args.max_model_len,
@@ -162,6 +185,12 @@ async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path
     await engine.load()
     load_s = time.perf_counter() - load_started
     hold_off_end_of_speech(engine)
+    entry: dict[str, Any] = {"load_s": round(load_s, 1), "levels": []}
+    report["backends"][backend] = entry
+    graphs = engine.scheduler.graphs if engine.scheduler is not None else None
+    if graphs is not None:
+        entry["graphs_captured_at_load"] = len(graphs.graphs)
+    save(args, report)
     await run_level(engine, 1, 14)  # warm-up
     print(f"\n### backend {backend} (load {load_s:.0f} s, codec batching {engine.stats()['codec_batching']})\n")
     print("| streams | tokens/s | real-time streams | first audio p50 (s) | p99 (s) | windows per codec call |")
@@ -169,6 +198,12 @@ async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path
     try:
         for streams in levels:
             r = await run_level(engine, streams, args.tokens)
+            entry["levels"].append({"streams": streams, **r})
+            if graphs is not None:
+                entry["graph_replays"] = graphs.replays
+                entry["graphs_captured"] = len(graphs.graphs)
+            entry["codec_batching"] = engine.stats()["codec_batching"]
+            save(args, report)
             print(
                 f"| {streams} | {r['tokens_per_s']:.0f} | {r['realtime_streams']:.2f} | {r['first_p50']:.2f} "
                 f"| {r['first_p99']:.2f} | {r['windows_per_call']:.2f} |",
@@ -180,7 +215,7 @@ async def bench_backend(args: argparse.Namespace, backend: str, dirs: tuple[Path
 
 def hardware(device: str) -> str:
     if device.startswith("cuda"):
-        return torch.cuda.get_device_name()
+        return torch.cuda.get_device_name(torch.device(device))
     try:
         lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
         model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
@@ -201,6 +236,7 @@ def main() -> None:
     parser.add_argument("--cuda-graphs", action="store_true", help="transformers backend: CUDA graphs")
     parser.add_argument("--codec-batching", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared 2-core machine)")
+    parser.add_argument("--out", help="write the JSON report here (rewritten after every level)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,8 +246,20 @@ def main() -> None:
             f"Orpheus, {arch}, random weights, device {args.device} ({hardware(args.device)}), "
             f"{args.tokens} tokens per request, end of speech held off"
         )
-        for backend in args.backends.split(","):
-            asyncio.run(bench_backend(args, backend, dirs))
+        report: dict[str, Any] = {
+            "benchmark": "orpheus",
+            "device": args.device,
+            "hardware": hardware(args.device),
+            "torch": torch.__version__,
+            "arch": arch,
+            "tokens_per_request": args.tokens,
+            "max_model_len": args.max_model_len,
+            "cuda_graphs": args.cuda_graphs,
+            "backends": {},
+        }
+        with no_end_of_speech_scores():  # for the whole run: graphs captured at load, or eager steps
+            for backend in args.backends.split(","):
+                asyncio.run(bench_backend(args, backend, dirs, report))
     _ = loader  # the engine loads through the production loader
 
 

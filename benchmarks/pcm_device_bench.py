@@ -12,10 +12,12 @@ copy, the reference path copies each segment to the host and runs soxr HQ + serv
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import soxr
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each segment")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    parser.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
@@ -71,6 +74,8 @@ def main() -> None:
     print(f"device {args.device} ({name}), torch {torch.__version__}, {args.encoding}, {args.seconds:g} s segments")
     header = ("rate", 6), ("batch", 5), ("device ms", 10), ("host ms", 9), ("device x rt", 12), ("host x rt", 10)
     print(" ".join(f"{title:>{width}}" for title, width in header), f"{'speed-up':>8}")
+    report = {"benchmark": "pcm_device", "device": args.device, "hardware": name, "torch": torch.__version__}
+    report.update(encoding=args.encoding, segment_seconds=args.seconds, rows=[])
     for rate in rates:
         resampler = Resampler(SOURCE_RATE, rate, args.device)
         for batch in batches:
@@ -93,6 +98,10 @@ def main() -> None:
                 f"{rate:>6} {batch:>5} {device_s * 1e3:>10.2f} {host_s * 1e3:>9.2f} "
                 f"{audio / device_s:>12.0f} {audio / host_s:>10.0f} {host_s / device_s:>8.2f}"
             )
+            row = {"rate": rate, "batch": batch, "device_ms": device_s * 1e3, "host_ms": host_s * 1e3}
+            report["rows"].append(row)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from engines.device import bind_thread
 from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, Histogram
 from engines.job import Job
@@ -55,8 +56,10 @@ class BatchWorker:
         is_ready: Callable[[Job[Any]], bool] | None = None,
         watchdog_s: float | None = None,
         max_buffered_s: float | None = None,
+        device: Any = None,
     ) -> None:
         self.name = name
+        self.device = device  # the model's device: the worker thread binds it (cuda:N) before any step
         self._step = step
         self._on_leave = on_leave
         self._is_ready = is_ready
@@ -290,6 +293,7 @@ class BatchWorker:
 
     def _run(self) -> None:
         try:
+            bind_thread(self.device)
             self._serve()
         except BaseException as exc:  # anything outside a step: the worker is gone, and says so
             logger.exception("%s: worker loop failed", self.name)

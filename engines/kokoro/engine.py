@@ -99,6 +99,7 @@ class KokoroEngine(Engine):
             is_ready=lambda job: job.state.ready() and not job.backlogged,
             watchdog_s=self.settings.watchdog_s,
             max_buffered_s=self.settings.max_buffered_audio_s,
+            device=self._device,
         )
         self._worker.start()
         logger.info("Kokoro loaded on %s with %d voices, %s batching", device, len(self._bank.voices()), policy)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from engines.device import bind_thread
 from engines.errors import InternalError, TTSError
 from engines.histogram import SIZE_BUCKETS, Histogram
 from engines.orpheus.codec import SnacCodec
@@ -171,6 +172,7 @@ class CodecStage:
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
+        bind_thread(self.codec.device)  # cuda:N: its stream, events and SNAC's workspaces on the codec's device
         while (batch := self._take()) is not None:
             try:
                 self._decode(batch)

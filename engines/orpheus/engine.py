@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from engines.base import Engine, SessionParams, SynthesisRequest, Voice, base_language
+from engines.device import free_memory
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.job import Job
 from engines.orpheus import loader
@@ -85,10 +86,10 @@ class OrpheusEngine(Engine):
             on_complete=lambda job: self._worker and self._worker.completed(job),  # None once closed
             watchdog_s=s.watchdog_s,
         )
-        self._codec.start()
         if self.backend == "vllm":
             from engines.orpheus.vllm_backend import VllmRunner
 
+            self._codec.start()
             runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec, parts.max_model_len)
             await asyncio.to_thread(runner.start)
             self._worker = runner
@@ -96,7 +97,7 @@ class OrpheusEngine(Engine):
         rows = s.resolved_max_batch_size(str(parts.device))
         if s.max_batch_size is None and torch.device(parts.device).type == "cuda":
             # The slot cache is allocated whole at load: the default batch must fit the GPU it is on.
-            free, _ = torch.cuda.mem_get_info(torch.device(parts.device))
+            free = free_memory(parts.device)
             rows = rows_that_fit(parts.model, parts.max_model_len, free, cap=rows)
             logger.info("orpheus: %d KV-cache rows (half the free GPU memory)", rows)
         self._scheduler = OrpheusScheduler(
@@ -108,6 +109,9 @@ class OrpheusEngine(Engine):
             max_len=parts.max_model_len,
             cuda_graphs=s.orpheus_cuda_graphs,
         )
+        # Every CUDA graph now, while no other thread of this engine touches the device.
+        await asyncio.to_thread(self._scheduler.capture_graphs)
+        self._codec.start()
         worker = BatchWorker(
             "orpheus",
             self._scheduler.step,
@@ -119,6 +123,7 @@ class OrpheusEngine(Engine):
             is_ready=lambda job: job.state.has_work() and not (lagging(job) and not job.state.generating()),
             watchdog_s=s.watchdog_s,
             max_buffered_s=s.max_buffered_audio_s,
+            device=parts.device,
         )
         worker.completed = lambda job: worker.wake()  # the codec finished a job: the worker retires it
         self._worker = worker

@@ -15,7 +15,8 @@ A step (called by :class:`engines.worker.BatchWorker` with the active requests):
 The host reads the device once per step, one step late, so on a GPU the next step is queued before
 the host waits: no ``.item()``/``.tolist()`` per token, no per-row random draws, and no host-to-
 device copies except at joins. A row that ended is decoded once more before it leaves (that token
-is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of rows and width.
+is ignored). With ``cuda_graphs`` the decode runs as a CUDA graph per bucket of rows and width,
+every bucket captured at load (:meth:`OrpheusScheduler.capture_graphs`), none while serving.
 
 Requests the worker drops (client gone, failure) leave through :meth:`release` before the next
 step. The model is only ever touched from the worker thread.
@@ -45,8 +46,8 @@ import torch
 
 from engines.errors import InternalError, TTSError
 from engines.job import Job
+from engines.orpheus import decode_graphs
 from engines.orpheus.codec_stage import CodecItem, CodecStage
-from engines.orpheus.decode_graphs import DecodeGraphs, padded_width
 from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
 from engines.orpheus.slot_cache import SlotCache
@@ -90,11 +91,13 @@ class OrpheusScheduler:
         cuda = self.device.type == "cuda"
         self._pin = cuda
         # cuda_graphs on CPU runs the same padded shapes without capture (so tests cover them).
-        self.graphs: DecodeGraphs | None = None
+        # Captured by capture_graphs() at load, never while serving (decode_graphs.py says why).
+        self.graphs: decode_graphs.DecodeGraphs | None = None
         if cuda_graphs:
             c = self.cache
             state = [c.lengths, c.last, c.slots, c.counters, c.seen]
-            self.graphs = DecodeGraphs(self._decode_rows, max_rows, max_len, capture=cuda, state=state)
+            capture = decode_graphs.graph_capture_for(self.device)
+            self.graphs = decode_graphs.DecodeGraphs(self._decode_rows, max_rows, max_len, capture=capture, state=state)
         self._stats_lock = threading.Lock()
         self._stats: dict[str, Any] = {
             "decode_steps": 0,
@@ -106,6 +109,12 @@ class OrpheusScheduler:
             "lm_batch_size_histogram": collections.Counter(),
         }
         self._step_seconds = 0.0  # spent in step()
+
+    def capture_graphs(self) -> None:
+        """With ``cuda_graphs``: capture every bucket now (at load, before the codec thread starts)."""
+        if self.graphs is not None:
+            with torch.inference_mode():
+                self.graphs.capture_all()
 
     # -- worker entry points ------------------------------------------------------------------
     def step(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
@@ -141,6 +150,10 @@ class OrpheusScheduler:
             stats["lm_batch_size_histogram"] = dict(self._stats["lm_batch_size_histogram"])
             stats["synthesis_seconds"] = round(self._step_seconds, 3)
         stats["lm_rows"] = len(self.rows)
+        stats["lm_rows_capacity"] = self.max_rows
+        if self.graphs is not None:
+            stats["cuda_graphs_captured"] = len(self.graphs.graphs)
+            stats["cuda_graph_replays"] = self.graphs.replays
         return stats
 
     def _isolated(self, job: Job[OrpheusRequest], stage: str, fn: Any, *args: Any) -> bool:
@@ -190,11 +203,7 @@ class OrpheusScheduler:
         tokens = self.cache.last[start : start + len(rows)]
         host = torch.empty(len(rows), dtype=torch.long, pin_memory=self._pin)
         host.copy_(tokens, non_blocking=self._pin)
-        event = None
-        if self._pin:
-            event = torch.cuda.Event()
-            event.record()
-        self._inflight.append((list(rows), host, event))
+        self._inflight.append((list(rows), host, copy_event(self.device) if self._pin else None))
 
     # -- 1. decode ----------------------------------------------------------------------------
     def _decode(self) -> bool:
@@ -203,7 +212,7 @@ class OrpheusScheduler:
         if self.graphs is not None:
             self.graphs.run(n, width)
         else:  # the same attention width as the graphs' (see decode_graphs.WIDTH_STEP)
-            self._decode_rows(n, padded_width(width, self.cache.max_len))
+            self._decode_rows(n, decode_graphs.padded_width(width, self.cache.max_len))
         for row in self.rows:
             row.length += 1
             row.sampled += 1
@@ -343,3 +352,12 @@ class OrpheusScheduler:
     def _flush(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
         for job in jobs:
             self._isolated(job, "flush", job.state.flush, job, self.codec.count_audio)
+
+
+def copy_event(device: torch.device) -> Any:
+    """An event after the copy just queued on ``device``'s current stream (where a non-blocking copy
+    from a tensor on cuda:N runs), not on the thread's current device's: waiting on it then waits
+    for that copy, never returns early with stale tokens."""
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return event

@@ -286,3 +286,15 @@ def test_to_host_one_copy(device: str, cpu_calls) -> None:
     assert got == expected and cpu_calls[0] == 1
     assert copies.count == (1 if device != "cpu" else 0)
     assert to_host([]) == [] and encode_batch([], "pcm_f32le", None) == []
+
+
+def test_g711_decoders_invert_the_reference() -> None:
+    """tests/support/g711.py (the gpu tests read device G.711 back with it) against the reference encoders."""
+    from tests.support.g711 import alaw_to_s16, ulaw_to_s16
+
+    s16 = np.arange(-32768, 32768, dtype=np.int16)
+    for encode_g711, decode in ((reference.s16_to_ulaw, ulaw_to_s16), (reference.s16_to_alaw, alaw_to_s16)):
+        back = decode(encode_g711(s16)).astype(np.int64)
+        # 4-bit mantissas: within an eighth of the magnitude (of 64 near zero), the sign always kept.
+        assert (np.abs(back - s16) <= np.maximum(np.abs(s16.astype(np.int64)), 64) / 8).all()
+        assert (np.sign(back[np.abs(s16) > 64]) == np.sign(s16[np.abs(s16) > 64])).all()

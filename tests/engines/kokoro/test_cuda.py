@@ -5,13 +5,16 @@ On CUDA the engine converts PCM on the device (``kokoro_device_pcm=auto``), so c
 """
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
+import torch
 
-from engines.base import EncodedPcm, PcmChunk, SynthesisRequest
+from engines.base import EncodedPcm, OutputSpec, PcmChunk, SynthesisRequest, WordTimings
 from engines.kokoro.engine import KokoroEngine
 from tests.engines.kokoro.test_engine import assert_close
+from tests.support.g711 import alaw_to_s16, ulaw_to_s16
 
 pytestmark = pytest.mark.gpu
 MODEL = "hexgrad/Kokoro-82M"
@@ -53,6 +56,16 @@ def test_cuda_audio_matches_cpu(kokoro_settings, kokoro_engine):
     assert np.corrcoef(envelope(gpu), envelope(cpu))[0, 1] > 0.9
 
 
+@pytest.fixture
+def full_fp32():
+    """TF32 off: cuDNN's convolutions and cuBLAS's matmuls round inputs to 10 bits with it (on by default
+    for cuDNN), far above the 1e-4 that batched and solo output must agree to."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 CASES = [
     dict(text="Hi.", voice="af_heart", seed=1),
     dict(text="A somewhat longer sentence, spoken by another voice.", voice="bm_george", seed=2, speed=1.3),
@@ -61,6 +74,67 @@ CASES = [
 ]
 
 
+async def session_events(engine: KokoroEngine, request: SynthesisRequest) -> list:
+    """Every event of one whole-text session (audio and word timings), as the HTTP route reads them."""
+    session = await engine.open_session(request)
+    async with contextlib.aclosing(session.events()) as stream, session:
+        await session.feed(request.text)
+        await session.commit()
+        return [event async for event in stream]
+
+
+async def events(engine: KokoroEngine, **request) -> tuple[list[EncodedPcm], list]:
+    chunks, words = [], []
+    for event in await session_events(engine, SynthesisRequest(model=MODEL, **request)):
+        if isinstance(event, EncodedPcm):
+            chunks.append(event)
+        elif isinstance(event, WordTimings):
+            words.extend(event.words)
+    return chunks, words
+
+
+@pytest.mark.parametrize("policy", ["front", "batched"])
+def test_cuda_device_pcm_resamples_encodes_g711_and_times_words(kokoro_settings, kokoro_engine, policy):
+    """On CUDA the engine resamples and encodes on the device, under either batching policy: G.711 at
+    8 kHz decodes to the device's own 16-bit output, and word timings match the CPU engine's."""
+    engine = cuda_engine(kokoro_settings, kokoro_batch_policy=policy, kokoro_device_pcm="on")
+    base = dict(text="Hello from the GPU, with word timings.", voice="af_heart", seed=7, word_timestamps=True)
+
+    def at(rate: int, encoding: str) -> dict:
+        return {**base, "output": OutputSpec(format="raw", encoding=encoding, sample_rate=rate)}
+
+    async def run():
+        await engine.load()
+        try:
+            return {enc: await events(engine, **at(8000, enc)) for enc in ("pcm_s16le", "pcm_mulaw", "pcm_alaw")}
+        finally:
+            await engine.close()
+
+    out = asyncio.run(run())
+    assert engine.stats()["policy"] == policy
+    s16 = np.frombuffer(b"".join(c.data for c in out["pcm_s16le"][0]), dtype="<i2").astype(np.float64)
+    for encoding, decode in (("pcm_mulaw", ulaw_to_s16), ("pcm_alaw", alaw_to_s16)):
+        chunks, _ = out[encoding]
+        assert all(c.sample_rate == 8000 and c.encoding == encoding for c in chunks)
+        codes = np.frombuffer(b"".join(c.data for c in chunks), dtype=np.uint8)
+        assert codes.size == s16.size  # one byte per 8 kHz sample, as many samples as 16-bit
+        g711 = decode(codes).astype(np.float64)
+        assert np.corrcoef(g711, s16)[0, 1] > 0.99  # 8-bit logarithmic quantization of the same audio
+    # Word timings: durations come from the predictor, so the CPU engine times the same words alike.
+    cpu_words = asyncio.run(cpu_word_timings(kokoro_engine, base))
+    gpu_words = out["pcm_s16le"][1]
+    assert [w.word for w in gpu_words] == [w.word for w in cpu_words] and gpu_words
+    assert all(abs(g.start - c.start) < 0.03 and abs(g.end - c.end) < 0.03 for g, c in zip(gpu_words, cpu_words))
+    assert gpu_words[-1].end <= s16.size / 8000 + 0.03
+
+
+async def cpu_word_timings(engine: KokoroEngine, request: dict) -> list:
+    found = await session_events(engine, SynthesisRequest(model=MODEL, **request))
+    return [word for event in found if isinstance(event, WordTimings) for word in event.words]
+
+
+# Last: its compiled case spends tens of seconds in Inductor (a cut-off run keeps the checks above).
+@pytest.mark.usefixtures("full_fp32")
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_cuda_requests_share_batched_decoder_calls_and_match_solo(kokoro_settings, compile):
     """The CUDA policy: one padded decoder call for concurrent requests, each equal to its solo run."""
