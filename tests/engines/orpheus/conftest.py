@@ -8,6 +8,7 @@ reuse the already loaded model, tokenizer and codec, so each test does not pay f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,7 +72,14 @@ def snac_codec(orpheus_parts) -> SnacCodec:
 @pytest.fixture
 def make_engine(orpheus_dirs, orpheus_parts, monkeypatch) -> Iterator[Callable[..., OrpheusEngine]]:
     """``await make_engine(**settings)`` -> a loaded engine sharing the session's weights."""
-    monkeypatch.setattr(loader, "load_all", lambda settings: orpheus_parts)
+
+    def shared_parts(
+        settings,
+    ) -> loader.OrpheusComponents:  # the weights shared, the length as each engine's settings say
+        limit = loader.resolve_max_model_len(settings.orpheus_max_model_len, orpheus_parts.lm_path)
+        return dataclasses.replace(orpheus_parts, max_model_len=limit)
+
+    monkeypatch.setattr(loader, "load_all", shared_parts)
     made: list[OrpheusEngine] = []
 
     async def make(**overrides) -> OrpheusEngine:
