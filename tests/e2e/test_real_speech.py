@@ -227,7 +227,7 @@ def test_realtime_websocket_fed_word_by_word_says_the_words(real_server, realwei
 
 
 #: Number-heavy sentences (dates, times, currency, percentages, phone and order numbers) and the
-#: numbers Whisper must hear in each, as digit strings. A ratio of phonemes per character refused the
+#: numbers in each, as digit strings. A ratio of phonemes per character refused the
 #: first two; the absolute phoneme budget speaks them.
 NUMBER_CORPUS = {
     "Call 555-0134 or 555-0199 between 9 and 5; order numbers 88213, 88214, 88215 and 88216 are ready.": [
@@ -243,15 +243,17 @@ NUMBER_CORPUS = {
 }  # fmt: skip
 
 
-def heard_numbers(transcript: str) -> list[str]:
-    """Runs of digits as Whisper wrote them, with the separators inside numbers (, . : -) removed."""
-    import re
-
-    return [re.sub(r"[,.:]", "", n) for n in re.findall(r"\d[\d,.:]*\d|\d", transcript)]
+def digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
 
 
 def test_number_heavy_text_is_spoken_and_whisper_hears_the_numbers(real_server, realweights, tmp_path):
-    heard, expected, transcripts = 0, 0, []
+    """Each sentence is spoken (not refused by the work bound), and the digits Whisper writes down match
+    the sentence's digits in order. Compared as one digit string per sentence: Whisper base formats the
+    same spoken number in several ways ("555-0134", "5550134", "88,213" or "88-213")."""
+    import difflib
+
+    scores = []
     for i, (text, numbers) in enumerate(NUMBER_CORPUS.items()):
         r = httpx.post(
             f"{real_server}/v1/audio/speech",
@@ -262,9 +264,8 @@ def test_number_heavy_text_is_spoken_and_whisper_hears_the_numbers(real_server, 
         wav = tmp_path / f"numbers-{i}.wav"
         wav.write_bytes(r.content)
         _, transcript = word_error_rate(realweights, text, wav)
-        digits = "".join(heard_numbers(transcript))
-        found = [n for n in numbers if n in digits]
-        heard, expected = heard + len(found), expected + len(numbers)
-        transcripts.append((transcript, sorted(set(numbers) - set(found))))
-    # Whisper base writes most spoken numbers as digits; a few may come back as words or split.
-    assert heard >= 0.8 * expected, transcripts
+        assert all(n in digits(text) for n in numbers)  # the corpus names its numbers right
+        similarity = difflib.SequenceMatcher(a=digits(text), b=digits(transcript), autojunk=False).ratio()
+        scores.append((round(similarity, 3), transcript))
+        print(f"\nnumbers heard {similarity:.2f}: {transcript}")
+    assert all(s >= 0.6 for s, _ in scores) and sum(s for s, _ in scores) / len(scores) >= 0.8, scores

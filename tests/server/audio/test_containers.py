@@ -91,7 +91,8 @@ def test_a_client_that_leaves_mid_stream_leaves_no_open_encoder(encoders, stream
         body = {"model": "tts-1", "voice": "alpha", "input": "Long.", "response_format": "mp3"}
         with httpx.stream("POST", f"{base}/v1/audio/speech/openai", json={**body, "stream_format": stream_format}) as r:
             assert r.status_code == 200
-            next(r.iter_bytes())
+            chunks = r.iter_bytes()  # held: dropping the iterator would close the connection at once
+            next(chunks)
             assert len(encoders) == 1 and not encoders[0].closed  # it was live while the stream ran
         assert open_encoders(encoders) == 0
         assert engine.produced < 40
