@@ -6,7 +6,14 @@ from 0.5 to 2; OpenAI's ``speed`` range (0.25-4) is reached by chaining two.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+
 import numpy as np
+
+from engines.base import WordTimings
 
 
 def atempo_factors(speed: float) -> list[float]:
@@ -29,6 +36,7 @@ class TimeStretch:
         from av.filter import Graph
 
         self._av = av
+        self.speed = speed
         self._rate = sample_rate
         self._pts = 0
         self._odd = b""
@@ -70,3 +78,23 @@ class TimeStretch:
                 break
             out.append(frame.to_ndarray().astype("<i2").tobytes())
         return b"".join(out)
+
+
+async def stretched(
+    items: AsyncIterator[bytes | WordTimings], stretch: TimeStretch
+) -> AsyncIterator[bytes | WordTimings]:
+    """16-bit PCM items through ``stretch`` (off the event loop); word times move with the audio."""
+    speed = stretch.speed
+    async with contextlib.aclosing(items) as source:
+        async for item in source:
+            if isinstance(item, WordTimings):
+                yield WordTimings(
+                    [dataclasses.replace(w, start=w.start / speed, end=w.end / speed) for w in item.words]
+                )
+                continue
+            data = await asyncio.to_thread(stretch.write, item)
+            if data:
+                yield data
+    tail = await asyncio.to_thread(stretch.close)
+    if tail:
+        yield tail

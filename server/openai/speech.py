@@ -16,7 +16,6 @@ speed control and put in the requested container (server/audio/containers.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from engines.base import WordTimings
 from engines.kokoro.settings import KOKORO_MODEL
 from engines.orpheus.settings import ORPHEUS_MODEL
 from server.audio.containers import ContainerEncoder, contained
-from server.audio.tempo import TimeStretch
+from server.audio.tempo import TimeStretch, stretched
 from server.openai.protocol import OpenAISpeechRequest
 from server.protocol import SpeechRequest
 from server.services.speech import PreparedSpeech, SpeechService
@@ -118,17 +117,5 @@ class OpenAISpeechService:
             raise
         items = self.speech.audio_events(prepared)
         if stretcher is not None:
-            items = _stretched(items, stretcher)
+            items = stretched(items, stretcher)
         return OpenAISpeech(prepared, items, encoder, input_chars=len(body.input))
-
-
-async def _stretched(items: AsyncIterator[bytes | WordTimings], stretch: TimeStretch) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(items) as source:
-        async for item in source:
-            if isinstance(item, bytes):
-                data = await asyncio.to_thread(stretch.write, item)
-                if data:
-                    yield data
-    tail = await asyncio.to_thread(stretch.close)
-    if tail:
-        yield tail

@@ -7,14 +7,11 @@ container (one file per item, released as the muxer finishes it).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
 
 from engines.base import Engine, SessionParams, WordTimings
 from server.audio.containers import ContainerEncoder, contained
-from server.audio.tempo import TimeStretch
+from server.audio.tempo import TimeStretch, stretched
 from server.errors import InvalidRequest, TTSError
 from server.realtime.protocol import SessionOptions
 from server.services.speech import PreparedSpeech, SpeechService
@@ -72,25 +69,7 @@ def item_audio(
     audio = service.audio_events(prepared)
     rate = prepared.params.output.sample_rate
     if speed != 1.0:
-        audio = _stretched(audio, TimeStretch(rate, speed), speed)
+        audio = stretched(audio, TimeStretch(rate, speed))
     if container is not None:
         audio = contained(audio, ContainerEncoder(container, rate))
     return audio
-
-
-async def _stretched(
-    items: AsyncIterator[bytes | WordTimings], stretch: TimeStretch, speed: float
-) -> AsyncIterator[bytes | WordTimings]:
-    async with contextlib.aclosing(items) as source:
-        async for item in source:
-            if isinstance(item, WordTimings):  # the words move with the audio
-                yield WordTimings(
-                    [dataclasses.replace(w, start=w.start / speed, end=w.end / speed) for w in item.words]
-                )
-                continue
-            data = await asyncio.to_thread(stretch.write, item)
-            if data:
-                yield data
-    tail = await asyncio.to_thread(stretch.close)
-    if tail:
-        yield tail
