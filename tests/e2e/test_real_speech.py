@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import together
+import torch
 
 from server.launcher import launch_server
 from tests.e2e.conftest import REPO
@@ -195,3 +196,35 @@ def test_realtime_websocket_fed_word_by_word_says_the_words(real_server, realwei
     sf.write(wav, np.frombuffer(pcm, "<i2"), 24000)
     wer, transcript = word_error_rate(realweights, text, wav)
     assert wer <= 0.15, transcript
+
+
+# Three sentences of 100-120 characters: three segments with the server's defaults, so two joins.
+THREE_SENTENCES = (
+    "The morning train left the old station a little after seven, carrying tired commuters toward the distant city. "
+    "Rain had fallen steadily through the night, and the wide fields beside the tracks shone under a pale grey sky. "
+    "By the time it reached the river bridge, most of the passengers were reading their papers or quietly asleep."
+)
+
+
+def test_segmented_audio_is_no_longer_than_the_library_speaking_it_whole(real_server, realweights, tmp_path):
+    """Joins add no silence: the server's segments together last as long as KPipeline's one utterance."""
+    from kokoro import KModel, KPipeline
+
+    from engines.kokoro.g2p import spacy_model_alias
+
+    kokoro_dir = Path(realweights["KOKORO_DIR"])
+    body = {"model": MODEL, "input": THREE_SENTENCES, "voice": "jf_alpha", "response_format": "wav", "seed": 7}
+    r = httpx.post(f"{real_server}/v1/audio/speech", json=body, timeout=600)
+    assert r.status_code == 200, r.text
+    (tmp_path / "server.wav").write_bytes(r.content)
+    ours = sf.read(tmp_path / "server.wav")[0]
+
+    model = KModel(
+        repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")
+    ).eval()
+    with spacy_model_alias():
+        pipeline = KPipeline(lang_code="a", repo_id=MODEL, model=model)
+    voice = torch.load(kokoro_dir / "voices" / "jf_alpha.pt", weights_only=True)
+    torch.manual_seed(7)
+    reference = np.concatenate([result.audio.numpy() for result in pipeline(THREE_SENTENCES, voice=voice)])
+    assert abs(ours.size / reference.size - 1) <= 0.02, (ours.size / 24000, reference.size / 24000)
