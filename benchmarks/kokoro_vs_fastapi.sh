@@ -34,7 +34,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$MO
 
 KFA_PORT=$(free_port)
 (cd "$KFA_DIR" && USE_GPU=false DEVICE_TYPE=cpu PYTHONPATH="$KFA_DIR:$KFA_DIR/api" MODEL_DIR="$MODELS" \
-  VOICES_DIR="$WEIGHTS/voices" WEB_PLAYER_PATH="$KFA_DIR/web" ENABLE_WEB_PLAYER=false \
+  VOICES_DIR="$WEIGHTS/voices" DEFAULT_VOICE="$VOICE" DEFAULT_VOICE_CODE=a WEB_PLAYER_PATH="$KFA_DIR/web" ENABLE_WEB_PLAYER=false \
   exec taskset -c "$CORES" "$KFA_VENV/bin/python" -m uvicorn api.src.main:app --host 127.0.0.1 --port "$KFA_PORT" \
   >"$OUT/kokoro-fastapi.log" 2>&1) &
 PIDS+=($!)
