@@ -34,7 +34,7 @@ import torch
 
 from engines.compiled import CompiledFn
 from engines.kokoro.batched_norm import TimeMask, adain_res_blk, adain_res_block1, packed_lstm, pad_stack
-from engines.kokoro.batched_vocoder import decode_batch
+from engines.kokoro.batched_vocoder import Stages, decode_stages, run_all
 
 if TYPE_CHECKING:
     from kokoro import KModel
@@ -172,6 +172,11 @@ class BatchedKokoro:
     @torch.inference_mode()
     def decode(self, prosody: Sequence[Prosody], generators: Sequence[torch.Generator]) -> list[torch.Tensor]:
         """Decoder + vocoder for all items at once: each audio 1-D, ``600 * frames`` samples, on the device."""
+        return run_all(self.decode_stages(prosody, generators))
+
+    def decode_stages(self, prosody: Sequence[Prosody], generators: Sequence[torch.Generator]) -> Stages:
+        """:meth:`decode` a slice per ``next()`` (call it under ``torch.inference_mode``): a long item's
+        decoder can yield the thread to another request's first audio. The audio is the StopIteration's value."""
         if len(prosody) != len(generators):
             raise ValueError(f"{len(prosody)} items but {len(generators)} generators")
         if not prosody:
@@ -181,7 +186,7 @@ class BatchedKokoro:
         style = torch.stack([p.style for p in prosody])
         f0, n = [p.f0 for p in prosody], [p.n for p in prosody]
         resblock = self.resblock or adain_res_block1
-        audio = decode_batch(self.model.decoder, asr, f0, n, style, frames, generators, resblock)
+        audio = yield from decode_stages(self.model.decoder, asr, f0, n, style, frames, generators, resblock)
         samples_per_frame = self.samples_per_frame
         for wave, count in zip(audio, frames):
             if wave.shape[-1] != samples_per_frame * count:

@@ -5,11 +5,17 @@ conv_post) run batched with masks (see ``batched_norm``). The per-sample signal 
 matter runs per item, on each item's exact length: F0 upsampling, the sine source (its linear
 interpolations and cumsum, and its random draws from the item's own generator), the harmonic STFT
 (reflect padding at both ends) and the final iSTFT (its window normalisation at the end).
+
+The work is written as a Python generator that yields between stages (the decoder blocks, then
+each upsampling and each of its resblocks): :func:`decode_stages` lets a scheduler run a long
+item's decoder a slice at a time and put another request's first audio in between (see
+``engines/kokoro/schedule.py``); the ops and their order are the same, so the audio is too.
+:func:`decode_batch` runs all stages at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import torch
 import torch.nn as nn
@@ -18,9 +24,25 @@ import torch.nn.functional as F
 from engines.kokoro.batched_norm import TimeMask, adain_res_blk, adain_res_block1, pad_stack
 
 Resblock = Callable[[nn.Module, torch.Tensor, torch.Tensor, TimeMask], torch.Tensor]
+#: A decode in progress: ``next()`` runs one more stage; the audio comes as the StopIteration's value.
+Stages = Generator[None, None, list[torch.Tensor]]
 
 
-def decode_batch(
+def run_all(stages: Stages) -> list[torch.Tensor]:
+    """Run a decode's remaining stages; its audio."""
+    while True:
+        try:
+            next(stages)
+        except StopIteration as done:
+            return done.value
+
+
+def decode_batch(*args, **kwargs) -> list[torch.Tensor]:
+    """:func:`decode_stages`, all at once."""
+    return run_all(decode_stages(*args, **kwargs))
+
+
+def decode_stages(
     decoder: nn.Module,
     asr: torch.Tensor,
     f0_curves: Sequence[torch.Tensor],
@@ -29,8 +51,8 @@ def decode_batch(
     frames: Sequence[int],
     generators: Sequence[torch.Generator],
     resblock: Resblock = adain_res_block1,
-) -> list[torch.Tensor]:
-    """``kokoro.istftnet.Decoder.forward`` for B items.
+) -> Stages:
+    """``kokoro.istftnet.Decoder.forward`` for B items, a stage per ``next()``.
 
     asr: ``[B, C, F]`` zero beyond each item's frames; f0_curves / n_curves: per item ``[2 * frames]``;
     style: ``[B, 128]``; ``resblock`` runs the generator's Snake resblocks (``engines.compiled.CompiledFn``
@@ -52,10 +74,11 @@ def decode_batch(
         x, mask = adain_res_blk(block, x, style, mask)
         if block.upsample_type != "none":
             concat_residual = False
-    return generate_batch(decoder.generator, x, mask, style, f0_curves, generators, resblock)
+    yield
+    return (yield from generate_stages(decoder.generator, x, mask, style, f0_curves, generators, resblock))
 
 
-def generate_batch(
+def generate_stages(
     generator: nn.Module,
     x: torch.Tensor,
     mask: TimeMask,
@@ -63,8 +86,8 @@ def generate_batch(
     f0_curves: Sequence[torch.Tensor],
     generators: Sequence[torch.Generator],
     resblock: Resblock = adain_res_block1,
-) -> list[torch.Tensor]:
-    """``kokoro.istftnet.Generator.forward`` for B items (``x``: ``[B, 512, 2F]``, zero-padded)."""
+) -> Stages:
+    """``kokoro.istftnet.Generator.forward`` for B items (``x``: ``[B, 512, 2F]``, zero-padded), in stages."""
     harmonics = [harmonic_features(generator, f0, rng) for f0, rng in zip(f0_curves, generators)]
     har_mask = TimeMask.build([h.shape[-1] for h in harmonics], max(h.shape[-1] for h in harmonics), x.device)
     har = har_mask.apply_(pad_stack(harmonics, har_mask.width))
@@ -87,6 +110,7 @@ def generate_batch(
         x = x + x_source
         xs = None
         for j in range(generator.num_kernels):
+            yield
             out = resblock(generator.resblocks[i * generator.num_kernels + j], x, style, mask)
             xs = out if xs is None else xs + out
         x = xs / generator.num_kernels

@@ -8,10 +8,13 @@ then follows the policy, because the hardware decides what batching buys:
 * ``batched`` (CUDA): the decoder runs batched too, cut again by a budget of padded frames, and
   each decoder batch's audio is converted on the device and copied to the host once;
 * ``front`` (CPU): the decoder is compute-bound at batch 1 on a CPU (batching it made it slower
-  there), so it runs one item at a time and each item's audio leaves as soon as it is ready;
+  there), so a step prepares the next chunk of every ready request (the batched front) and then
+  decodes one of them, the most urgent (``schedule.py``): a new request waits for at most the one
+  decode in progress;
 * ``serial``: one item at a time through everything, for comparison and as a fallback.
 
-Audio is faded at its edges and, on CUDA, resampled and encoded to the response's PCM on the
+Each chunk loses the boundary silence at its joins with the request's other chunks (``joins.py``);
+audio is faded at its edges and, on CUDA, resampled and encoded to the response's PCM on the
 device before one device-to-host copy (``engines/pcm_device.py``). On a CPU, soxr and numpy in the
 server do the same conversion faster, so the float samples go over as they are.
 
@@ -39,7 +42,9 @@ from engines.base import EncodedPcm, PcmChunk, WordTimings
 from engines.errors import InternalError
 from engines.job import Job
 from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
+from engines.kokoro.joins import boundary_frames, trim_joins
 from engines.kokoro.requests import KokoroItem, KokoroRequest
+from engines.kokoro.schedule import prepare_and_decode_one
 from engines.kokoro.timestamps import SAMPLE_RATE, SAMPLES_PER_FRAME, word_timings
 
 logger = logging.getLogger(__name__)
@@ -119,13 +124,18 @@ class KokoroBatcher:
         work: list[Work] = []
         for job in jobs:
             request = job.state
+            if request.prepared is not None:
+                continue
             done = request.input_done  # read before the queue: see requests.py
             if request.chunks:
                 work.append(Work(job, request.chunks.popleft()))
             elif done:
                 job.finish()
-        for bucket in buckets(work, self.max_batch_tokens, key=lambda w: w.item.tokens):
-            self._run_bucket(bucket)
+        if self.policy == "front":
+            prepare_and_decode_one(self, work, jobs)
+        else:
+            for bucket in buckets(work, self.max_batch_tokens, key=lambda w: w.item.tokens):
+                self._run_bucket(bucket)
         for job in jobs:
             if not job.finished and job.state.exhausted():
                 job.finish()
@@ -148,12 +158,7 @@ class KokoroBatcher:
                 self._run_bucket_batched([entry])
             return
         prosody = self._front(bucket)
-        live = [(w, p) for w, p in zip(bucket, prosody) if p is not None]
-        if self.policy == "front":
-            for entry, item_prosody in live:
-                self._decode([entry], [item_prosody])
-        else:
-            self._decode_batched(live)
+        self._decode_batched([(w, p) for w, p in zip(bucket, prosody) if p is not None])
 
     def _run_bucket_batched(self, bucket: list[Work]) -> None:
         bucket = self._skip_cancelled(bucket)
@@ -187,7 +192,8 @@ class KokoroBatcher:
         )
         return prosody
 
-    def _decode(self, group: list[Work], prosody: list[Prosody]) -> None:
+    def _decode(self, group: list[Work], prosody: list[Prosody], audio: list[torch.Tensor] | None = None) -> None:
+        """Decode ``group`` (or take its ``audio``, decoded in slices by schedule.py), convert it, emit it."""
         live = {id(w) for w in self._skip_cancelled(group)}
         keep = [i for i, w in enumerate(group) if id(w) in live]
         group, prosody = [group[i] for i in keep], [prosody[i] for i in keep]
@@ -195,7 +201,9 @@ class KokoroBatcher:
             return
         generators = [w.request.generator(w.item, self.device) for w in group]
         try:
-            audio = self.forward.decode(prosody, generators)
+            if audio is None:
+                audio = self.forward.decode(prosody, generators)
+            audio = [trim_joins(w.item, p, a) for w, p, a in zip(group, prosody, audio)]
             encoded = self._convert([w.request for w in group], audio)
         except Exception:
             if len(group) == 1:
@@ -238,18 +246,23 @@ class KokoroBatcher:
 
     def _emit(self, entry: Work, prosody: Prosody, data: bytes | np.ndarray) -> None:
         request, item = entry.request, entry.item
+        lead, tail = boundary_frames(item, prosody.durations.tolist())
         if request.word_timestamps and item.spans is not None:
             durations = prosody.durations.tolist()
-            entry.job.emit(WordTimings(word_timings(item.spans, durations, request.start_seconds)))
+            start = request.start_seconds - lead * SAMPLES_PER_FRAME / SAMPLE_RATE  # its audio starts after `lead`
+            entry.job.emit(WordTimings(word_timings(item.spans, durations, start)))
         if isinstance(data, np.ndarray):
             entry.job.emit(PcmChunk(data, SAMPLE_RATE, request.native_samples))
         else:
             samples = len(data) // pcm_device.BYTES_PER_SAMPLE[request.encoding]
             entry.job.emit(EncodedPcm(data, request.sample_rate, request.encoding, request.samples_out))
             request.samples_out += samples
-        request.native_samples += prosody.frames * SAMPLES_PER_FRAME
+        kept = (prosody.frames - lead - tail) * SAMPLES_PER_FRAME
+        request.native_samples += kept
+        if request.first_audio_at is None:
+            request.first_audio_at = time.monotonic()
         with self._lock:
-            self.audio_seconds += prosody.frames * SAMPLES_PER_FRAME / SAMPLE_RATE
+            self.audio_seconds += kept / SAMPLE_RATE
 
     def _fail(self, entry: Work, stage: str) -> None:
         logger.exception("kokoro: the %s failed for one request", stage)

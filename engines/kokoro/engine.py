@@ -169,11 +169,15 @@ class KokoroEngine(Engine):
 
     # -- used by sessions ---------------------------------------------------------------------
     def _items(
-        self, request: KokoroRequest, chunks: list[PhonemeChunk], restorer: WordRestorer[Span] | None = None
+        self,
+        request: KokoroRequest,
+        chunks: list[PhonemeChunk],
+        final: bool,
+        restorer: WordRestorer[Span] | None = None,
     ) -> None:
-        """Queue phoneme chunks as model inputs, in order (event loop)."""
+        """Queue phoneme chunks as model inputs, in order (event loop); ``final``: the input's last segment."""
         vocab = self._model.vocab
-        for chunk in chunks:
+        for number, chunk in enumerate(chunks, 1):
             ids = [0, *(vocab[c] for c in chunk.phonemes if c in vocab), 0]
             spans = None
             if request.word_timestamps and chunk.tokens:
@@ -183,7 +187,9 @@ class KokoroEngine(Engine):
             # Built on the CPU: a host-to-device copy here would synchronise the event loop with the GPU's
             # stream; the batched front moves the whole padded batch in one copy on the worker thread.
             input_ids = torch.tensor(ids, dtype=torch.long)
-            request.chunks.append(new_item(request, chunk.phonemes, input_ids, spans))
+            item = new_item(request, chunk.phonemes, input_ids, spans)
+            item.last = final and number == len(chunks)
+            request.chunks.append(item)
 
     def stats(self) -> dict[str, Any]:
         stats = self._worker.snapshot() if self._worker else {}
@@ -214,6 +220,7 @@ class KokoroSession(WorkerSession):
             self._restorer = WordRestorer(lambda span: span[0], lambda word, spans: (word, spans[0][1], spans[-1][2]))
         self._segments: asyncio.Queue[str | None] = asyncio.Queue()
         self._feeder: asyncio.Task[None] | None = None
+        self._input_ended = False
 
     def _submit(self) -> Job[KokoroRequest]:
         job = self._engine._worker.submit(self._request)
@@ -225,6 +232,7 @@ class KokoroSession(WorkerSession):
             self._segments.put_nowait(segment)
 
     async def _end_input(self, job: Job[KokoroRequest]) -> None:
+        self._input_ended = True
         self._segments.put_nowait(None)
 
     async def close(self) -> None:
@@ -247,7 +255,9 @@ class KokoroSession(WorkerSession):
                 )
                 engine.check_work(request, sum(len(c.phonemes) for c in chunks), len(segment))
                 first = False
-                engine._items(request, chunks, self._restorer)
+                # Only the end-of-input mark left behind this segment: its last chunk ends the request.
+                final = self._input_ended and self._segments.qsize() == 1
+                engine._items(request, chunks, final, self._restorer)
                 engine._worker.wake()
             request.input_done = True
             engine._worker.wake()

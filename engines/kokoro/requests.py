@@ -24,6 +24,7 @@ class KokoroItem:
     input_ids: torch.Tensor  # [T] with the boundary tokens
     ref_s: torch.Tensor  # [1, 256] style vector for this length
     spans: list[tuple[str, int, int]] | None  # word spans for timestamps (English, when asked for)
+    last: bool = False  # known, when it was queued, to be its request's final chunk (see joins.py)
 
     @property
     def tokens(self) -> int:
@@ -48,6 +49,10 @@ class KokoroRequest:
     chars: int = 0
     samples_out: int = 0  # at the output rate: the next chunk's offset
     native_samples: int = 0  # at 24 kHz: where the next chunk starts, for word timings
+    # The CPU schedule (engines/kokoro/schedule.py): the next chunk with its prosody, waiting for its
+    # decoder turn, and when the first audio left (the listener's clock).
+    prepared: Any = None
+    first_audio_at: float | None = None
 
     @property
     def start_seconds(self) -> float:
@@ -59,10 +64,10 @@ class KokoroRequest:
 
     def exhausted(self) -> bool:
         """All input is phonemized and every chunk taken (worker thread; flag read before the queue)."""
-        return self.input_done and not self.chunks
+        return self.input_done and not self.chunks and self.prepared is None
 
     def ready(self) -> bool:
-        return bool(self.chunks) or self.input_done
+        return bool(self.chunks) or self.input_done or self.prepared is not None
 
 
 def new_item(request: KokoroRequest, phonemes: str, input_ids: torch.Tensor, spans: Any) -> KokoroItem:

@@ -95,14 +95,14 @@ async def test_a_failure_in_one_stage_fails_that_request_only(make_kokoro, monke
         monkeypatch.setattr(engine.batcher, "_emit", poisoned_emit)
         monkeypatch.setattr(forward, "decode", counted_decode)
     else:
-        decode = forward.decode
+        decode_stages = forward.decode_stages  # what decode() and the CPU schedule's slices both start from
 
         def poisoned_decode(prosody, generators):
             if any(g.initial_seed() >= 1000 for g in generators):  # seeds are the request's seed + chunk index
                 raise RuntimeError("decoder broke")
-            return decode(prosody, generators)
+            return decode_stages(prosody, generators)
 
-        monkeypatch.setattr(forward, "decode", poisoned_decode)
+        monkeypatch.setattr(forward, "decode_stages", poisoned_decode)
     bad = await open_spoken(engine, "Zebra crossing ahead.", seed=1000, speed=1.5)
     good = await open_spoken(engine, "Good morning.", seed=4)
     try:

@@ -1,0 +1,181 @@
+"""Where a Kokoro request's CPU time goes, stage by stage, next to the bare library on the same text.
+
+For each text (the bench tool's built-in ``medium`` set by default) this times, in one process,
+one thread count, on the same weights:
+
+* ``kpipeline``: ``kokoro.KPipeline`` on the whole text (G2P + ``KModel`` forward), its decoder
+  timed apart through a forward hook;
+* the server's path: segmenting with the server's defaults, G2P per segment, the batched front at
+  B=1 per chunk, the decoder per chunk, the joins and edge fades, and the PCM conversion to s16;
+* contention: the decoder alone vs with the G2P pool busy on another thread;
+* the audio each path produced (the server trims the boundary silence at its joins, see
+  ``engines/kokoro/joins.py``).
+
+Figures only, nothing asserted::
+
+    python -m benchmarks.kokoro_profile --weights ~/.cache/tts-realweights/kokoro-82m --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.bench.texts import MEDIUM
+from engines.kokoro.batched import BatchedKokoro, ForwardItem
+from engines.kokoro.g2p import Phonemizer, spacy_model_alias
+from engines.kokoro.joins import boundary_frames
+from engines.kokoro.loader import load_kmodel
+from engines.kokoro.requests import KokoroItem
+from engines.text import segment_text
+from server.audio.pcm import encode_pcm
+
+SAMPLE_RATE = 24000
+FRAME = 600
+MODEL = "hexgrad/Kokoro-82M"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.totals[name] = self.totals.get(name, 0.0) + seconds
+
+    def time(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.add(name, time.perf_counter() - start)
+        return out
+
+
+def library(model, pipeline, voice, text: str, clock: Clock) -> float:
+    """KPipeline on the whole text; returns audio seconds."""
+    state = {}
+    hooks = [
+        model.decoder.register_forward_pre_hook(lambda *_: state.__setitem__("t", time.perf_counter())),
+        model.decoder.register_forward_hook(
+            lambda *_: clock.add("kpipeline decoder", time.perf_counter() - state["t"])
+        ),
+    ]
+    try:
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        audio = [r.audio for r in pipeline(text, voice=voice)]
+        clock.add("kpipeline total", time.perf_counter() - start)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(a.shape[0] for a in audio) / SAMPLE_RATE
+
+
+def server_path(model, batched: BatchedKokoro, phonemizer: Phonemizer, pack, text: str, args, clock: Clock) -> float:
+    """The server's stages for one request, serially (no HTTP, no worker thread); returns audio seconds."""
+    segments = clock.time(
+        "segmenting", segment_text, text, first_chars=args.first_chars, max_chars=args.max_chars, min_chars=100
+    )
+    samples = 0
+    chunks = [c for s in segments for c in clock.time("g2p", phonemizer.chunks, s, "a")]
+    for index, chunk in enumerate(chunks):
+        ids = torch.tensor([0, *(model.vocab[c] for c in chunk.phonemes if c in model.vocab), 0])
+        item = KokoroItem(index, ids, pack[len(chunk.phonemes) - 1], None, last=index == len(chunks) - 1)
+        prosody = clock.time("front (B=1)", batched.front, [ForwardItem(ids, item.ref_s, 1.0, None)])
+        generator = torch.Generator().manual_seed(index)
+        audio = clock.time("decoder", batched.decode, prosody, [generator])[0]
+        start = time.perf_counter()
+        lead, tail = boundary_frames(item, prosody[0].durations.tolist())
+        audio = audio[lead * FRAME : audio.shape[0] - tail * FRAME].numpy()
+        clock.add("joins", time.perf_counter() - start)
+        samples += len(clock.time("pcm s16", encode_pcm, audio, "pcm_s16le")) // 2
+    return samples / SAMPLE_RATE
+
+
+def contention(batched: BatchedKokoro, phonemizer: Phonemizer, model, pack, text: str) -> dict[str, float]:
+    """Decoder time for one chunk alone and while another thread runs G2P without pause."""
+    chunk = phonemizer.chunks(text, "a")[0]
+    ids = torch.tensor([0, *(model.vocab[c] for c in chunk.phonemes if c in model.vocab), 0])
+    prosody = batched.front([ForwardItem(ids, pack[len(chunk.phonemes) - 1], 1.0, None)])
+
+    def decode() -> float:
+        start = time.perf_counter()
+        batched.decode(prosody, [torch.Generator().manual_seed(0)])
+        return time.perf_counter() - start
+
+    alone = min(decode() for _ in range(2))
+    stop = threading.Event()
+    other = Phonemizer(MODEL)
+
+    def busy() -> None:
+        while not stop.is_set():
+            other.chunks(text, "a")
+
+    thread = threading.Thread(target=busy, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    loaded = min(decode() for _ in range(2))
+    stop.set()
+    thread.join()
+    return {"decoder alone s": round(alone, 3), "decoder with G2P busy s": round(loaded, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--voice", default="jf_alpha")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--first-chars", type=int, default=120)
+    parser.add_argument("--max-chars", type=int, default=400)
+    parser.add_argument("--texts", type=int, default=len(MEDIUM), help="how many of the medium texts")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from kokoro import KPipeline
+
+    model = load_kmodel(args.weights, "cpu")
+    batched = BatchedKokoro(model)
+    phonemizer = Phonemizer(MODEL)
+    with spacy_model_alias():
+        pipeline = KPipeline(lang_code="a", repo_id=MODEL, model=model)
+    pack = torch.load(args.weights / "voices" / f"{args.voice}.pt", weights_only=True)
+    phonemizer.chunks("Warm up.", "a")
+    with torch.inference_mode():
+        library(model, pipeline, pack, "Warm up the model.", Clock())
+        lib_clock, ours_clock = Clock(), Clock()
+        lib_audio = ours_audio = 0.0
+        for text in MEDIUM[: args.texts]:
+            lib_audio += library(model, pipeline, pack, text, lib_clock)
+            ours_audio += server_path(model, batched, phonemizer, pack, text, args, ours_clock)
+        busy = contention(batched, phonemizer, model, pack, MEDIUM[0])
+    lib = lib_clock.totals
+    ours = ours_clock.totals
+    ours_total = sum(ours.values())
+    report = {
+        "threads": args.threads,
+        "texts": args.texts,
+        "kpipeline": {
+            "wall_s": round(lib["kpipeline total"], 3),
+            "decoder_s": round(lib["kpipeline decoder"], 3),
+            "g2p_and_front_s": round(lib["kpipeline total"] - lib["kpipeline decoder"], 3),
+            "audio_s": round(lib_audio, 3),
+        },
+        "server_path": {
+            **{f"{k}_s": round(v, 3) for k, v in ours.items()},
+            "total_s": round(ours_total, 3),
+            "audio_s": round(ours_audio, 3),
+            "shares": {k: round(v / ours_total, 3) for k, v in ours.items()},
+        },
+        "contention": busy,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
