@@ -16,9 +16,9 @@ def sent(kokoro_engine, monkeypatch):
     segments: list[list[str]] = []
     original = kokoro_engine._items
 
-    def items(request, chunks, restorer=None):
+    def items(request, chunks, *args, **kwargs):
         segments.append([c.phonemes for c in chunks])
-        return original(request, chunks, restorer)
+        return original(request, chunks, *args, **kwargs)
 
     monkeypatch.setattr(kokoro_engine, "_items", items)
     return segments
