@@ -89,6 +89,11 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
     # --- requests ------------------------------------------------------------------------------
     max_input_chars: int = Field(4096, ge=1, description="Longest accepted `input`, in characters.")
     warmup: bool = Field(True, description="Synthesize a short phrase at startup before turning ready.")
+    data_dir: Path | None = Field(
+        None,
+        description="Where usage records and saved voices persist (default: $XDG_DATA_HOME/tts-server, else "
+        "~/.local/share/tts-server).",
+    )
     pronunciation_dict: Path | None = Field(
         None,
         description="Server-wide pronunciation dictionary: a text file of '<source>/<replacement>' entries, one "

@@ -1,0 +1,24 @@
+"""Where the server keeps what must survive a restart (usage records, saved voices).
+
+``TTS_DATA_DIR`` when set; else ``$XDG_DATA_HOME/tts-server``; else ``~/.local/share/tts-server``
+(the XDG default). Created on first use, not at import or settings time, so a server that stores
+nothing never writes to disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "tts-server"
+
+
+def data_dir(configured: Path | None, *parts: str) -> Path:
+    """``configured`` (or the default) joined with ``parts``, created if missing."""
+    path = (configured or default_data_dir()).expanduser().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
