@@ -21,9 +21,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from engines.errors import Unsupported, VoiceNotFound
 
 ResponseFormat = Literal["mp3", "wav", "raw"]
 ResponseEncoding = Literal["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]
@@ -44,6 +47,22 @@ class Voice:
     name: str
     language: str | None = None  # e.g. "en-US"
     gender: str | None = None  # "female" / "male"
+    description: str | None = None
+    #: builtin (the model's own), directory (an operator's voicepack files), saved (over the API), adapter.
+    kind: str = "builtin"
+    source: str | None = None  # a saved mix: the voice spec it was blended from
+
+
+@dataclass(frozen=True)
+class NewVoice:
+    """A voice to save (``POST /v1/voices``): blended from ``mix``, or read from an uploaded file's ``data``."""
+
+    name: str
+    mix: str | None = None  # a voice or mix of this model's voices, e.g. "af_bella(2)+af_heart(1)"
+    data: bytes | None = None  # a voice file's bytes (Kokoro: a voicepack)
+    filename: str | None = None  # the upload's name, for messages
+    language: str | None = None  # overrides what the mix's first voice (or the name's prefix) implies
+    gender: str | None = None
     description: str | None = None
 
 
@@ -210,6 +229,9 @@ class Engine(abc.ABC):
     def __init__(self, model_id: str, settings: Any) -> None:
         self.model_id = model_id
         self.settings = settings  # the server's settings, which include this engine's section
+        #: Where voices saved over the API persist, one directory per model. The server sets it before
+        #: :meth:`load` (the server owns paths); the engine creates it only when it first saves a voice.
+        self.voice_store: Path | None = None
 
     @classmethod
     def prefetch(cls, settings: Any) -> list[str]:
@@ -233,6 +255,22 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def open_session(self, params: SessionParams) -> EngineSession:
         """Check and plan ``params``; raise an :class:`engines.errors.TTSError` for a bad request."""
+
+    # -- saved voices (POST/DELETE /v1/voices) -------------------------------------------------------
+    async def add_voice(self, voice: NewVoice) -> Voice:
+        """Store a new voice under ``voice.name`` (in :attr:`voice_store`) and serve it from now on."""
+        raise Unsupported(f"Model '{self.model_id}' cannot save voices (hexgrad/Kokoro-82M can).", param="model")
+
+    async def remove_voice(self, name: str) -> None:
+        """Forget a saved voice and delete its files; the model's own voices cannot be removed."""
+        raise Unsupported(f"Model '{self.model_id}' has no saved voices to delete.", param="model")
+
+    def describe_voice(self, name: str) -> Voice:
+        """One voice of this model by name, ignoring case; :class:`VoiceNotFound` if there is none."""
+        for voice in self.voices():
+            if voice.id.lower() == name.strip().lower():
+                return voice
+        raise VoiceNotFound(f"Model '{self.model_id}' has no voice '{name}'.")
 
     async def validate(self, params: SessionParams) -> None:
         """Check ``params`` without synthesizing anything (a session opened and closed at once)."""

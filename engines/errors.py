@@ -74,6 +74,15 @@ class ModelNotFound(TTSError):
         super().__init__(message, param="model")
 
 
+class VoiceNotFound(TTSError):
+    """A voice named by the path (``/v1/voices/{name}``) that the model does not have."""
+
+    code = "voice_not_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="name")
+
+
 class Overloaded(TTSError):
     """Too many requests queued for a model: the client should back off and retry."""
 

@@ -18,7 +18,7 @@ from server.openapi import install_docs, install_openapi
 from server.paths import API_ROOTS
 from server.realtime.log_redaction import install_query_key_redaction
 from server.request_log import RequestLog
-from server.routes import health, openai_speech, playground, realtime, speech, voices
+from server.routes import health, openai_speech, playground, realtime, saved_voices, speech, voices
 from server.services.speech import SpeechService
 from server.settings import Settings
 from server.shutdown import Drain
@@ -90,6 +90,6 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     install_openapi(app)
     install_docs(app)
     install_query_key_redaction()  # the realtime socket's ?api_key= never reaches uvicorn's logs
-    for module in (speech, openai_speech, realtime, voices, health, playground):
+    for module in (speech, openai_speech, realtime, voices, saved_voices, health, playground):
         app.include_router(module.router)
     return app

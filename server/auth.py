@@ -40,3 +40,9 @@ def require_api_key_or_query(connection: HTTPConnection) -> None:
         check_key(keys, query_key)
         return
     require_api_key(connection)  # type: ignore[arg-type]
+
+
+def require_admin(connection: HTTPConnection) -> None:
+    """Changes that every client sees (saving and deleting voices): any valid key under plain ``TTS_API_KEYS``,
+    open when no keys are configured, as the rest of the API. Tenants (issue 21) narrow this to admin keys."""
+    require_api_key(connection)  # type: ignore[arg-type]

@@ -17,6 +17,16 @@ def default_data_dir() -> Path:
     return base / "tts-server"
 
 
+def data_path(configured: Path | None, *parts: str) -> Path:
+    """Where ``parts`` live under the data directory, without creating anything (whoever stores there does)."""
+    return (configured or default_data_dir()).expanduser().joinpath(*parts)
+
+
+def voice_store(configured: Path | None, model_id: str) -> Path:
+    """A model's saved voices (``POST /v1/voices``): ``<data dir>/voices/<org>--<model>``."""
+    return data_path(configured, "voices", model_id.replace("/", "--"))
+
+
 def data_dir(configured: Path | None, *parts: str) -> Path:
     """``configured`` (or the default) joined with ``parts``, created if missing."""
     path = (configured or default_data_dir()).expanduser().joinpath(*parts)

@@ -18,6 +18,7 @@ from typing import Any
 
 from engines import registry
 from engines.base import Engine
+from server.data_dir import voice_store
 from server.errors import APIError, ModelNotFound, ServiceUnavailable
 from server.settings import Settings
 
@@ -33,6 +34,8 @@ class EnginePool:
                 engine = registry.create_engine(name, settings)
                 engines[engine.model_id] = engine
         self.engines = engines
+        for model_id, engine in engines.items():  # engines never choose paths: the server owns the data dir
+            engine.voice_store = voice_store(getattr(settings, "data_dir", None), model_id)
         # Per model, so one model still loading (or failed) never holds back the others.
         # loading | ready | restarting | failed
         self.status: dict[str, str] = {name: "loading" for name in engines}

@@ -25,6 +25,7 @@ from engines.errors import (
     UnsupportedLanguage,
     UpstreamError,
     UpstreamTimeout,
+    VoiceNotFound,
     as_tts_error,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "UnsupportedLanguage",
     "UpstreamError",
     "UpstreamTimeout",
+    "VoiceNotFound",
     "as_api_error",
     "error_body",
     "error_headers",
@@ -84,6 +86,7 @@ _HTTP: tuple[tuple[type[TTSError], int, str], ...] = (
     (AuthenticationFailed, 401, "invalid_request_error"),
     (InvalidRequest, 400, "invalid_request_error"),
     (ModelNotFound, 404, "invalid_request_error"),
+    (VoiceNotFound, 404, "invalid_request_error"),
     (Overloaded, 429, "rate_limit_exceeded"),
     (DeadlineExceeded, 504, "timeout_error"),
     (UpstreamTimeout, 504, "upstream_error"),

@@ -66,10 +66,16 @@ class RequestLimits:
             await send_asgi_error(send, err)
             return
         depth_limit = self.settings.max_json_depth
-        if pending is None and json_depth(body) > depth_limit:  # before any JSON decoder recurses into it
+        # Before any JSON decoder recurses into it; an upload's bytes (a voicepack) are no JSON to measure.
+        if pending is None and not _is_multipart(scope) and json_depth(body) > depth_limit:
             await send_asgi_error(send, too_deep(depth_limit))
             return
         await self.app(scope, _replay(body, pending, receive), send)
+
+
+def _is_multipart(scope: dict) -> bool:
+    content_type = dict(scope.get("headers", ())).get(b"content-type", b"")
+    return content_type.split(b";", 1)[0].strip().lower() == b"multipart/form-data"
 
 
 def too_deep(limit: int) -> HTTPError:

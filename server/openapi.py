@@ -38,7 +38,7 @@ ERROR_SCHEMA = {
 ERRORS = {
     400: "Invalid request: a field out of range, an unknown voice or language, input too long.",
     401: "Missing or wrong API key (with `WWW-Authenticate: Bearer`).",
-    404: "The model is not served here; the message names the loaded models.",
+    404: "The model is not served here (the message names the loaded models), or the voice is unknown.",
     408: "The request body did not arrive in time.",
     413: "The request body is too large.",
     429: "The model's queue is full; retry after `Retry-After` seconds.",
@@ -86,6 +86,9 @@ OPERATIONS: dict[tuple[str, str], tuple[dict[str, Any] | None, tuple[int, ...]]]
         (400, 401, 404, 408, 413, 429, 503, 504),
     ),
     ("/v1/voices", "get"): (None, (400, 401, 404)),
+    ("/v1/voices", "post"): (None, (400, 401, 404, 408, 413, 503)),
+    ("/v1/voices/{name}", "get"): (None, (401, 404)),
+    ("/v1/voices/{name}", "delete"): (None, (400, 401, 404, 503)),
     ("/v1/models", "get"): (None, (401,)),
     ("/v1/models/{model_id}", "get"): (None, (401, 404)),
     ("/stats", "get"): (None, (401,)),
@@ -158,6 +161,9 @@ def build(app: FastAPI) -> dict[str, Any]:
     extra = SpeechWithTimestamps.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(extra.pop("$defs", {}))
     schemas["SpeechWithTimestamps"] = extra
+    from server.routes.saved_voices import SaveVoiceRequest  # POST /v1/voices reads its body itself (JSON or upload)
+
+    schemas["SaveVoiceRequest"] = SaveVoiceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, docs in FIELD_DOCS.items():
         for field, text in docs.items():
             schemas.get(name, {}).get("properties", {}).get(field, {}).setdefault("description", text)

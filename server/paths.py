@@ -45,6 +45,8 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
+    if path.startswith("/v1/voices/"):
+        return "/v1/voices/{name}"
     return "/docs" if path.startswith("/docs/") else "other"
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from engines.base import Engine, SessionParams, SynthesisRequest, Voice
+from engines.base import Engine, NewVoice, SessionParams, SynthesisRequest, Voice
 from engines.errors import InputTooLong, ServiceUnavailable, Unsupported, as_tts_error
 from engines.job import Job
-from engines.kokoro import loader
+from engines.kokoro import custom_voices, loader
 from engines.kokoro.batched import BatchedKokoro
 from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
 from engines.kokoro.g2p import LANGUAGES, PhonemeChunk, lang_code_for
@@ -52,6 +52,7 @@ class KokoroEngine(Engine):
         self._model = None
         self._device: torch.device | None = None
         self._bank: VoiceBank | None = None
+        self._saved: custom_voices.SavedVoices | None = None
         self._g2p: G2PPool | None = None
         self._worker: BatchWorker | None = None
         self.batcher: KokoroBatcher | None = None
@@ -67,9 +68,12 @@ class KokoroEngine(Engine):
         directory = await asyncio.to_thread(loader.weights_dir, self.settings)
         self._model = await asyncio.to_thread(loader.load_kmodel, directory, device)
         self._device = torch.device(device)
-        self._bank = await asyncio.to_thread(VoiceBank, directory / "voices", device)
+        self._bank = await asyncio.to_thread(
+            custom_voices.build_bank, directory / "voices", device, self.settings, self.voice_store
+        )
         if not self._bank.voices():
             raise ServiceUnavailable(f"No voices (*.pt) in {directory / 'voices'}.")
+        self._saved = custom_voices.SavedVoices(self._bank, self.voice_store, self.settings.kokoro_max_saved_voices)
         self._g2p = G2PPool(self.model_id, self.settings.kokoro_g2p_workers)
         # English G2P (spaCy) takes a second to build: do it now, on every thread, not on a request.
         await self._g2p.on_every_thread(lambda phonemizer: phonemizer.pipeline("a"))
@@ -121,6 +125,17 @@ class KokoroEngine(Engine):
     # -- requests -----------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
         return self._bank.voices() if self._bank else []
+
+    async def add_voice(self, voice: NewVoice) -> Voice:
+        return await self._saved_voices().add(voice)
+
+    async def remove_voice(self, name: str) -> None:
+        await self._saved_voices().remove(name)
+
+    def _saved_voices(self) -> custom_voices.SavedVoices:
+        if self._saved is None:
+            raise ServiceUnavailable("Kokoro is still loading; retry shortly.")
+        return self._saved
 
     def check_work(self, request: KokoroRequest, phonemes: int, chars: int) -> None:
         """Bound the work by phonemes, not characters: digits and symbols spell out to far more speech."""

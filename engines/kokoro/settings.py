@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from engines.settings import LocalEngineSettings
 
@@ -47,3 +49,21 @@ class KokoroSettings(LocalEngineSettings):
     kokoro_g2p_workers: int = Field(
         2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."
     )
+
+    # --- custom voices (issue 22) ---------------------------------------------------------------
+    kokoro_voices_dir: Annotated[list[Path], NoDecode] = Field(
+        [],
+        description="Comma-separated directories of extra voicepacks: each *.pt or *.safetensors holding a "
+        "[510, 1, 256] float tensor becomes a voice named after its file (sidecar <name>.json: language, gender, "
+        "description); files of another shape are skipped with a log line, names of existing voices refused.",
+    )
+    kokoro_max_saved_voices: int = Field(
+        256, ge=0, description="Most voices saved over the API (POST /v1/voices); more are refused with a 400."
+    )
+
+    @field_validator("kokoro_voices_dir", mode="before")
+    @classmethod
+    def _voice_dirs(cls, value: object) -> object:
+        if isinstance(value, str | Path):
+            return [item.strip() for item in str(value).split(",") if item.strip()]
+        return value
