@@ -24,6 +24,7 @@ from engines.device import free_memory
 from engines.errors import InvalidVoice, ServiceUnavailable, Unsupported, UnsupportedLanguage
 from engines.job import Job
 from engines.orpheus import loader
+from engines.orpheus.adapters import Adapter, load_adapters
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.codec_stage import CodecStage, resolve_batching
 from engines.orpheus.requests import OrpheusRequest, lagging
@@ -60,6 +61,7 @@ class OrpheusEngine(Engine):
             for v in catalog
         ]
         self._voice_ids = {v.id for v in self._voices}
+        self.adapters: dict[str, Adapter] = {}  # lowercased voice name -> LoRA adapter (adapters.py)
         self._scheduler: OrpheusScheduler | None = None
         self.components: loader.OrpheusComponents | None = None
         self._worker: Any = None  # BatchWorker (transformers) or VllmRunner: submit, wake, snapshot, stop
@@ -74,6 +76,12 @@ class OrpheusEngine(Engine):
     async def load(self) -> None:
         s = self.settings
         self.backend = resolve_backend(s.orpheus_backend, s.resolved_device())
+        # First: a wrong adapter path fails the load now, before minutes of loading the model.
+        self.adapters = await asyncio.to_thread(
+            load_adapters, s.orpheus_adapters, self._voice_ids, s.orpheus_max_lora_rank
+        )
+        if self.adapters and self.backend != "vllm":
+            logger.warning("orpheus: LoRA adapter voices answer 400 on the %s backend; vLLM serves them", self.backend)
         load = loader.load_for_vllm if self.backend == "vllm" else loader.load_all
         parts = await asyncio.to_thread(load, s)
         self.components = parts
@@ -90,7 +98,7 @@ class OrpheusEngine(Engine):
             from engines.orpheus.vllm_backend import VllmRunner
 
             self._codec.start()
-            runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec, parts.max_model_len)
+            runner = VllmRunner(s, parts.lm_path, parts.tokenizer, self._codec, parts.max_model_len, self.adapters)
             await asyncio.to_thread(runner.start)
             self._worker = runner
             return
@@ -152,15 +160,22 @@ class OrpheusEngine(Engine):
 
     # -- requests -----------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
-        return list(self._voices)
+        return [*self._voices, *(adapter.voice() for adapter in self.adapters.values())]
 
     def _check(self, params: SessionParams) -> SamplingParams:
         """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
         if base_language(params.language) != "en":
             raise UnsupportedLanguage(f"Model '{self.model_id}' speaks only English ('en'), not '{params.language}'.")
-        if params.voice.lower() not in self._voice_ids:
-            known = ", ".join(v.id for v in self._voices)
+        voice = params.voice.lower()
+        if voice not in self._voice_ids and voice not in self.adapters:
+            known = ", ".join(v.id for v in self.voices())
             raise InvalidVoice(f"Unknown voice '{params.voice}' for {self.model_id}. Available: {known}.")
+        if voice in self.adapters and self.backend != "vllm":
+            raise Unsupported(
+                f"Voice '{params.voice}' is a LoRA adapter, which the vLLM backend serves (TTS_ORPHEUS_BACKEND=vllm); "
+                f"this server runs {self.model_id} on {self.backend}.",
+                param="voice",
+            )
         if params.word_timestamps:
             raise Unsupported(
                 f"Model '{self.model_id}' has no word timestamps: it generates audio codes with no alignment "
@@ -171,12 +186,17 @@ class OrpheusEngine(Engine):
 
     def plan(self, params: SessionParams) -> OrpheusRequest:
         """Check the request and turn it into the scheduler's state (no text yet, no model work)."""
+        sampling = self._check(params)
+        adapter = self.adapters.get(params.voice.lower())
         return OrpheusRequest(
-            params.voice.lower(),  # the catalog's (and the model's training) spelling: "tara"
-            self._check(params),
+            # What the prompt says: the catalog's (and the model's training) spelling, "tara", or the speaker
+            # an adapter was trained on.
+            adapter.prompt_voice if adapter else params.voice.lower(),
+            sampling,
             seed=params.seed if params.seed is not None else new_seed(),
             windows=WindowConfig.from_settings(self.settings),
             fade_samples=int(SAMPLE_RATE * self.settings.orpheus_join_fade_ms / 1000),
+            adapter=adapter,
         )
 
     def segmenter(self) -> TextSegmenter:

@@ -31,6 +31,7 @@ from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, SAMPLE_RATE, SAM
 
 if TYPE_CHECKING:
     from engines.job import Job
+    from engines.orpheus.adapters import Adapter
 
 
 @dataclass
@@ -100,6 +101,7 @@ class OrpheusRequest:
     input_closed: bool = False  # event loop: no more texts will come
     input_complete: bool = False  # worker: closed, and every text absorbed
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # LM thread vs codec stage
+    adapter: Adapter | None = None  # a LoRA voice (vLLM backend): its weights join every segment's sequence
 
     # -- event loop ---------------------------------------------------------------------------
     def add_texts(self, texts: list[str]) -> None:

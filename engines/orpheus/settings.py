@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from engines.settings import LocalEngineSettings
 
@@ -89,3 +91,28 @@ class OrpheusSettings(LocalEngineSettings):
     orpheus_quantization: str | None = Field(None, description="vLLM: weight quantization, e.g. fp8 (Hopper).")
     orpheus_enforce_eager: bool = Field(False, description="vLLM: no CUDA graphs (faster start, slower decode).")
     orpheus_tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs the LM is split across.")
+
+    # --- custom voices (issue 22) ---------------------------------------------------------------
+    orpheus_adapters: Annotated[dict[str, str], NoDecode] = Field(
+        {},
+        description="Voices served by LoRA adapters (PEFT directories), vLLM backend only: name=dir[:voice],... or "
+        "a JSON object {name: 'dir[:voice]'}. ':voice' is the speaker name the adapter was trained on, which the "
+        "prompt then says (default: the voice's own name).",
+    )
+    orpheus_max_loras: int = Field(4, ge=1, description="vLLM: most different adapters in one batch.")
+    orpheus_max_lora_rank: int = Field(
+        64, ge=1, le=512, description="vLLM: the largest adapter rank served (an adapter of higher rank fails load)."
+    )
+
+    @field_validator("orpheus_adapters", mode="before")
+    @classmethod
+    def _adapters(cls, value: object) -> object:
+        """``name=dir[:voice],...`` or a JSON object, from an env var or flag -> dict."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("{"):
+            return json.loads(value)
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("expected name=directory[:voice] pairs separated by commas, or a JSON object")
+        return {name.strip(): target.strip() for name, target in pairs}

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import Overloaded, ServiceUnavailable
+from engines.hub import WeightsUnavailable
 from engines.job import Job
+from engines.orpheus.adapters import Adapter, vllm_lora_args
 from engines.orpheus.codec_stage import CodecStage
 from engines.orpheus.requests import OrpheusRequest
 from engines.orpheus.vllm_driver import VllmDriver
@@ -47,8 +49,16 @@ class _VllmJob(Job):
 
 
 class VllmRunner(VllmDriver):
-    def __init__(self, settings: Any, lm_path: Path, tokenizer: Any, codec: CodecStage, max_model_len: int) -> None:
-        super().__init__(settings, tokenizer, codec, max_model_len)
+    def __init__(
+        self,
+        settings: Any,
+        lm_path: Path,
+        tokenizer: Any,
+        codec: CodecStage,
+        max_model_len: int,
+        adapters: dict[str, Adapter] | None = None,
+    ) -> None:
+        super().__init__(settings, tokenizer, codec, max_model_len, adapters)
         self.lm_path = lm_path
         self.max_queue_size = settings.max_queue_size
         self.watchdog_s: float | None = settings.watchdog_s
@@ -79,6 +89,7 @@ class VllmRunner(VllmDriver):
             tensor_parallel_size=s.orpheus_tensor_parallel_size,
             logits_processors=[processor],
             disable_log_stats=True,
+            **vllm_lora_args(s, self.adapters),
         )
 
     def engine_config(self) -> Any:
@@ -106,9 +117,13 @@ class VllmRunner(VllmDriver):
                     from vllm.v1.engine.async_llm import AsyncLLM
 
                     self.llm = AsyncLLM.from_vllm_config(self.engine_config(), disable_log_stats=True)
+                    loop.run_until_complete(self._load_adapters())
                     self.loop = loop
                 except BaseException as exc:  # reported to load(), which fails the model's readiness
                     failure.append(exc)
+                    if self.llm is not None:  # started, then an adapter failed: end its engine core's processes
+                        self.llm.shutdown()
+                        self.llm = None
                     return
                 finally:
                     ready.set()
@@ -121,6 +136,18 @@ class VllmRunner(VllmDriver):
         ready.wait()
         if failure:
             raise failure[0]
+
+    async def _load_adapters(self) -> None:
+        """Load every adapter into vLLM now, so one its LoRA layers cannot take fails the load, not a request."""
+        for adapter in self.adapters.values():
+            try:
+                loaded = await self.llm.add_lora(self.lora_request(adapter))
+            except Exception as exc:
+                raise WeightsUnavailable(f"vLLM could not load the Orpheus adapter at {adapter.path}: {exc}") from exc
+            if not loaded:
+                raise WeightsUnavailable(f"vLLM refused the Orpheus adapter at {adapter.path}.")
+        if self.adapters:
+            logger.info("orpheus (vLLM): %d LoRA adapters loaded", len(self.adapters))
 
     async def stop(self) -> None:
         loop = self.loop

@@ -28,6 +28,7 @@ from typing import Any
 from engines.errors import as_tts_error
 from engines.histogram import LATENCY_BUCKETS, SIZE_BUCKETS, Histogram
 from engines.job import Job
+from engines.orpheus.adapters import Adapter
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, prompt_ids
@@ -40,8 +41,17 @@ class VllmDriver:
 
     llm: Any  # vllm.v1.engine.async_llm.AsyncLLM, set by the runner
 
-    def __init__(self, settings: Any, tokenizer: Any, codec: CodecStage, max_model_len: int) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        tokenizer: Any,
+        codec: CodecStage,
+        max_model_len: int,
+        adapters: dict[str, Adapter] | None = None,
+    ) -> None:
         self.settings = settings
+        self.adapters = adapters or {}
+        self._lora_requests: dict[int, Any] = {}
         self.tokenizer = tokenizer
         self.codec = codec
         self.max_model_len = max_model_len
@@ -153,7 +163,12 @@ class VllmDriver:
             self._stats["prefills"] += 1
             self._stats["max_lm_batch_size_seen"] = max(self._stats["max_lm_batch_size_seen"], self._sequences)
         try:
-            stream = self.llm.generate({"prompt_token_ids": segment.prompt}, params, request_id=f"orpheus-{self._ids}")
+            stream = self.llm.generate(
+                {"prompt_token_ids": segment.prompt},
+                params,
+                request_id=f"orpheus-{self._ids}",
+                lora_request=self.lora_request(request.adapter) if request.adapter else None,
+            )
             async for output in stream:
                 self._progress = time.monotonic()
                 tokens = output.outputs[0].token_ids
@@ -175,6 +190,14 @@ class VllmDriver:
                     self._busy_since = None
             segment.generating = False
         request.flush(job, self.codec.count_audio)
+
+    def lora_request(self, adapter: Adapter) -> Any:
+        """vLLM's handle on an adapter: one per adapter, its id stable, so vLLM keeps its weights loaded."""
+        if adapter.lora_id not in self._lora_requests:
+            from vllm.lora.request import LoRARequest
+
+            self._lora_requests[adapter.lora_id] = LoRARequest(adapter.name, adapter.lora_id, str(adapter.path))
+        return self._lora_requests[adapter.lora_id]
 
     async def _company(self) -> None:
         """While vLLM is idle, a new request waits up to ``max_wait_ms`` for others to start with."""

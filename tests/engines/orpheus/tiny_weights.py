@@ -129,3 +129,24 @@ def build_all(root: Path, **lm_overrides: int) -> tuple[Path, Path]:
     build_lm(lm, **lm_overrides)
     build_snac(snac)
     return lm, snac
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def build_adapter(lm_dir: Path, directory: Path, seed: int, rank: int = 8) -> Path:
+    """A PEFT LoRA adapter for the LM in ``lm_dir``, as a fine-tune ships one, with random weights.
+
+    PEFT starts an adapter as a no-op (its B matrices zero); ``init_lora_weights=False`` draws them too,
+    so the adapter changes what the model says, as a trained one does.
+    """
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(lm_dir), local_files_only=True)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS, init_lora_weights=False
+    )
+    get_peft_model(model, config).save_pretrained(str(directory))
+    return directory
