@@ -60,7 +60,7 @@ class SavedVoices:
             raise ServiceUnavailable("This server has no data directory to save voices in (TTS_DATA_DIR).")
         if (new.mix is None) == (new.data is None):
             raise InvalidRequest("Give either 'voice' (a voice or mix to save) or a voicepack file, not both.")
-        saved = sum(v.kind == "saved" for v in self.bank.voices())
+        saved = sum(v.kind == "saved" for v in self.bank.voices()) + len(self._busy)  # with those being saved
         if saved >= self.limit:
             raise InvalidRequest(
                 f"This server keeps at most {self.limit} saved voices (TTS_KOKORO_MAX_SAVED_VOICES); delete one first.",

@@ -28,8 +28,8 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-def settings_for(kokoro_dir, data_dir):
-    return kokoro_settings_for(kokoro_dir, models=[MODEL], warmup=False, data_dir=data_dir, api_keys=KEY)
+def settings_for(kokoro_dir, data_dir, **overrides):
+    return kokoro_settings_for(kokoro_dir, models=[MODEL], warmup=False, data_dir=data_dir, api_keys=KEY, **overrides)
 
 
 def speak(base: str, voice: str, seed: int = 11) -> np.ndarray:
@@ -141,7 +141,7 @@ def test_save_list_use_survive_a_restart_and_delete(kokoro_dir, data_dir):
 
 
 def test_refusals_are_400s_and_401s_in_togethers_shape(kokoro_dir, tmp_path):
-    with serve_app(create_app(settings_for(kokoro_dir, tmp_path))) as base:
+    with serve_app(create_app(settings_for(kokoro_dir, tmp_path, kokoro_max_saved_voices=1))) as base:
         # No key, or a wrong one: nothing is saved or deleted.
         assert_error(save(base, headers={}, name="x", voice="af_heart"), 401, "missing_api_key")
         assert_error(save(base, headers={"Authorization": "Bearer nope"}, name="x", voice="af_heart"), 401)
@@ -175,3 +175,8 @@ def test_refusals_are_400s_and_401s_in_togethers_shape(kokoro_dir, tmp_path):
         # Nothing was stored by any of them.
         assert "fresh" not in listed(base) and "wrong" not in listed(base)
         assert not list((tmp_path / "voices").rglob("*.pt"))
+        # Saved voices are bounded (TTS_KOKORO_MAX_SAVED_VOICES=1 here).
+        assert save(base, name="first", voice="af_bella").status_code == 201
+        r = save(base, name="second", voice="af_bella")
+        assert_error(r, 400)
+        assert "TTS_KOKORO_MAX_SAVED_VOICES" in r.json()["error"]["message"] and "second" not in listed(base)
