@@ -51,8 +51,24 @@ def realweights() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def real_server(realweights):
+def real_voicepacks(realweights, tmp_path_factory) -> Path:
+    """A voicepack directory as a user brings one: a new voice made from two real ones, saved as a file."""
+    voices = Path(realweights["KOKORO_DIR"]) / "voices"
+    alpha = torch.load(voices / "jf_alpha.pt", weights_only=True)
+    kumo = torch.load(voices / "jm_kumo.pt", weights_only=True)
+    directory = tmp_path_factory.mktemp("voicepacks")
+    torch.save((0.6 * alpha + 0.4 * kumo).contiguous(), directory / "narrator.pt")
+    (directory / "narrator.json").write_text(json.dumps({"language": "en", "description": "a test blend"}))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def real_server(realweights, real_voicepacks, tmp_path_factory):
     with launch_server(
+        "--kokoro-voices-dir",
+        str(real_voicepacks),
+        "--data-dir",
+        str(tmp_path_factory.mktemp("data")),
         "--kokoro-source",
         realweights["KOKORO_DIR"],
         "--device",
@@ -147,6 +163,33 @@ def test_mixed_voice_mp3_says_the_words(real_server, realweights, tmp_path):
     mp3.write_bytes(r.content)
     wer, transcript = word_error_rate(realweights, text, mp3)
     assert wer <= 0.15, transcript
+
+
+def test_a_voicepack_from_a_directory_and_a_saved_mix_say_the_words(real_server, realweights, tmp_path):
+    """TTS_KOKORO_VOICES_DIR's pack and a mix saved over POST /v1/voices are listed and speak real words."""
+    listed = httpx.get(f"{real_server}/v1/voices", timeout=60).json()
+    names = {v["name"] for entry in listed["data"] if entry["model"] == MODEL for v in entry["voices"]}
+    assert "narrator" in names
+    saved = {"model": MODEL, "name": "duet", "voice": "jm_kumo(3)+jf_nezumi(1)"}
+    r = httpx.post(f"{real_server}/v1/voices", json=saved, timeout=60)
+    assert r.status_code == 201, r.text
+    text = "A voice of our own reads the morning news."
+    audio = {}
+    for voice in ("narrator", "duet", "jm_kumo(3)+jf_nezumi(1)"):
+        body = {"model": MODEL, "input": text, "voice": voice, "seed": 5, "response_format": "wav"}
+        r = httpx.post(f"{real_server}/v1/audio/speech", json=body, timeout=300)
+        assert r.status_code == 200, r.text
+        wav = tmp_path / f"{voice}.wav"
+        wav.write_bytes(r.content)
+        wer, transcript = word_error_rate(realweights, text, wav)
+        assert wer <= 0.15, (voice, transcript)
+        audio[voice] = sf.read(wav, dtype="float32")[0]
+    # The saved voice is the mix's own tensor: the same frames as the inline mix (the sine source may flip
+    # a phase on a rounding difference, so compare length and waveform correlation, not samples).
+    duet, inline = audio["duet"], audio["jm_kumo(3)+jf_nezumi(1)"]
+    assert len(duet) == len(inline)
+    assert np.corrcoef(duet, inline)[0, 1] > 0.95
+    assert httpx.delete(f"{real_server}/v1/voices/duet", timeout=60).status_code == 200
 
 
 def normalise_word(word: str) -> str:
