@@ -30,7 +30,7 @@ class EnginePool:
         if engines is None:
             engines = {}
             for name in settings.models:
-                engine = registry.create_engine(name, settings)
+                engine = registry.create_engine(name, settings.section(name))
                 engines[engine.model_id] = engine
         self.engines = engines
         # Per model, so one model still loading (or failed) never holds back the others.
@@ -180,7 +180,14 @@ class EnginePool:
                 "status": self.status[name],
                 "restarts": self.restarts[name],
                 **engine.stats(),
-                "settings": registry.settings_of(name, self.settings),
+                "settings": self._public_settings(name),
             }
             for name, engine in self.engines.items()
         }
+
+    def _public_settings(self, name: str) -> dict[str, Any]:
+        """The model's effective section, secrets masked; {} for an engine the registry does not list."""
+        try:
+            return registry.public_settings(self.settings.section(name))
+        except ModelNotFound:  # injected by an embedding app
+            return {}

@@ -31,6 +31,7 @@ from engines.errors import Overloaded, ServiceUnavailable
 from engines.job import Job
 from engines.orpheus.codec_stage import CodecStage
 from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.vllm_driver import VllmDriver
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ class _VllmJob(Job):
 
 
 class VllmRunner(VllmDriver):
-    def __init__(self, settings: Any, lm_path: Path, tokenizer: Any, codec: CodecStage, max_model_len: int) -> None:
+    def __init__(
+        self, settings: OrpheusSettings, lm_path: Path, tokenizer: Any, codec: CodecStage, max_model_len: int
+    ) -> None:
         super().__init__(settings, tokenizer, codec, max_model_len)
         self.lm_path = lm_path
         self.max_queue_size = settings.max_queue_size
@@ -72,11 +75,11 @@ class VllmRunner(VllmDriver):
             skip_tokenizer_init=True,  # prompts arrive as ids; outputs are ids
             dtype=s.dtype if s.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32"),
             max_model_len=self.max_model_len,
-            gpu_memory_utilization=s.orpheus_gpu_memory_utilization,
-            max_num_seqs=s.orpheus_max_num_seqs,
-            quantization=s.orpheus_quantization,
-            enforce_eager=s.orpheus_enforce_eager,
-            tensor_parallel_size=s.orpheus_tensor_parallel_size,
+            gpu_memory_utilization=s.gpu_memory_utilization,
+            max_num_seqs=s.max_num_seqs,
+            quantization=s.quantization,
+            enforce_eager=s.enforce_eager,
+            tensor_parallel_size=s.tensor_parallel_size,
             logits_processors=[processor],
             disable_log_stats=True,
         )

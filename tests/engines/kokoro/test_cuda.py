@@ -32,7 +32,7 @@ async def speak(engine: KokoroEngine, **request) -> np.ndarray:
 
 
 def cuda_engine(settings, **overrides) -> KokoroEngine:
-    return KokoroEngine(MODEL, settings.model_copy(update={"device": "cuda", **overrides}))
+    return KokoroEngine(MODEL, settings.kokoro.model_copy(update={"device": "cuda", **overrides}))
 
 
 def test_cuda_audio_matches_cpu(kokoro_settings, kokoro_engine):

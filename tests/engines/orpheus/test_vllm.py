@@ -20,12 +20,12 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmarks.models.orpheus import VLLM_TINY, build_all
 from engines.base import SessionParams
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.engines.orpheus.helpers import wait_until
-from tests.engines.orpheus.tiny_weights import VLLM_TINY, build_all
 from tests.reliability.helpers import assert_error
 from tests.support.servers import serve_app
 
