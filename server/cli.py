@@ -56,7 +56,10 @@ def _plugin_command(name: str) -> Any | None:
     """The ``main(argv)`` an installed package registers as subcommand ``name``, if any."""
     for entry in entry_points(group=COMMANDS_GROUP):
         if entry.name == name:
-            return entry.load()
+            try:
+                return entry.load()
+            except ImportError:  # declared by this project, but its package left out (the Docker image)
+                return None
     return None
 
 

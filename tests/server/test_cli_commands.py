@@ -39,3 +39,12 @@ def test_without_the_benchmarks_bench_says_so(monkeypatch, capsys):
     monkeypatch.setattr(server.cli, "entry_points", lambda group: [])
     assert main(["bench"]) == 2
     assert "benchmarks package" in capsys.readouterr().err
+
+
+def test_a_declared_command_whose_package_is_missing_says_so(monkeypatch, capsys):
+    def load():
+        raise ModuleNotFoundError("No module named 'benchmarks'")  # the Docker image ships no benchmarks
+
+    monkeypatch.setattr(server.cli, "entry_points", lambda group: [SimpleNamespace(name="bench", load=load)])
+    assert main(["bench", "--help"]) == 2
+    assert "not installed" in capsys.readouterr().err
