@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
+from engines.cartesia.settings import CARTESIA_MODEL
 from engines.errors import ModelNotFound
+from engines.kokoro.settings import KOKORO_MODEL
+from engines.orpheus.settings import ORPHEUS_MODEL
 
 if TYPE_CHECKING:
     from engines.base import Engine
@@ -32,21 +35,21 @@ class EngineSpec:
 
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec(
-        "hexgrad/Kokoro-82M",
+        KOKORO_MODEL,
         "engines.kokoro.engine:KokoroEngine",
         "engines.kokoro.settings:KokoroSettings",
         "kokoro",
         aliases=("kokoro",),
     ),
     EngineSpec(
-        "canopylabs/orpheus-3b-0.1-ft",
+        ORPHEUS_MODEL,
         "engines.orpheus.engine:OrpheusEngine",
         "engines.orpheus.settings:OrpheusSettings",
         "orpheus",
         aliases=("orpheus",),
     ),
     EngineSpec(
-        "cartesia/sonic",
+        CARTESIA_MODEL,
         "engines.cartesia.engine:CartesiaEngine",
         "engines.cartesia.settings:CartesiaSettings",
         "cartesia",
