@@ -23,8 +23,9 @@ logger = logging.getLogger("tts-server")
 COMMANDS_GROUP = "tts_server.commands"
 
 
-def _add_flag(parser: Any, dest: str, flag: str, info: FieldInfo, env: str) -> None:
-    help_text = f"{info.description or ''} [env {env}]"
+def _add_flag(parser: Any, dest: str, flag: str, info: FieldInfo, env: str, inherits: str | None = None) -> None:
+    default = f"; unset: --{inherits.replace('_', '-')}" if inherits else ""
+    help_text = f"{info.description or ''} [env {env}{default}]"
     if info.annotation is bool:
         parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     else:
@@ -43,7 +44,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         )
         for field in settings_layout.section_fields(section, cls):
             if not field.secret:
-                _add_flag(group, field.keyword, field.flag, field.info, " or ".join(field.env_names))
+                env = " or ".join(field.env_names)
+                _add_flag(group, field.keyword, field.flag, field.info, env, field.inherits)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
