@@ -128,7 +128,7 @@ def word_error_rate(realweights: Path, audio: np.ndarray, text: str) -> float:
 async def main(args: argparse.Namespace) -> None:
     weights = args.weights
     if weights is None:
-        from tests.support.kokoro_weights import build_random_kokoro
+        from benchmarks.models.kokoro import build_random_kokoro
 
         weights = build_random_kokoro(Path(tempfile.mkdtemp(prefix="kokoro-random-")))
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -161,7 +161,7 @@ async def main(args: argparse.Namespace) -> None:
             max_queue_size=max(64, 2 * max(levels)),
             max_wait_ms=args.max_wait_ms,
         )
-        engine = KokoroEngine(MODEL, settings)
+        engine = KokoroEngine(MODEL, settings.kokoro)
         await engine.load()
         await engine.warmup()
         results[policy] = []

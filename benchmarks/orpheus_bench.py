@@ -39,13 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.models import orpheus as tiny_weights  # the random-weight builder the tests use too
 from engines.base import SynthesisRequest
 from engines.orpheus import loader
 from engines.orpheus.engine import OrpheusEngine
 from engines.orpheus.sampling import AudioHead
+from engines.orpheus.settings import ORPHEUS_MODEL
 from engines.orpheus.tokens import SAMPLES_PER_FRAME, VOCAB_SIZE
-from server.settings import ORPHEUS_MODEL, Settings
-from tests.engines.orpheus import tiny_weights  # the test suite's builder (a source checkout)
+from server.settings import Settings
 
 TOKENS_PER_AUDIO_SECOND = 7 * 24000 / SAMPLES_PER_FRAME  # 82.03
 
@@ -165,7 +166,7 @@ async def bench_backend(
     settings = Settings(
         models=[ORPHEUS_MODEL],
         orpheus_source=str(dirs[0]),
-        snac_source=str(dirs[1]),
+        orpheus_snac_source=str(dirs[1]),
         device=args.device,
         offline=True,
         warmup=False,
@@ -180,7 +181,7 @@ async def bench_backend(
         orpheus_codec_batching=args.codec_batching,
         orpheus_gpu_memory_utilization=0.85,
     )
-    engine = OrpheusEngine(ORPHEUS_MODEL, settings)
+    engine = OrpheusEngine(ORPHEUS_MODEL, settings.orpheus)
     load_started = time.perf_counter()
     await engine.load()
     load_s = time.perf_counter() - load_started

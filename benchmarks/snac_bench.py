@@ -108,7 +108,7 @@ def main() -> None:
         "software": software(),
         "git": git_revision(),
     }
-    from tests.engines.orpheus.tiny_weights import build_snac  # the test suite's builder: SNAC's real shape
+    from benchmarks.models.orpheus import build_snac  # the tests' builder too: SNAC's real shape
 
     with tempfile.TemporaryDirectory() as tmp:
         build_snac(Path(tmp))

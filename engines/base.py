@@ -19,12 +19,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 from engines.errors import Unsupported, VoiceNotFound
 
@@ -225,16 +227,26 @@ class Engine(abc.ABC):
     #: Whether the model itself honours ``SessionParams.speed``. Where it does not, the OpenAI route
     #: time-stretches the audio instead (the Together route keeps ignoring ``speed`` there).
     native_speed: bool = True
+    #: OpenAI voice names -> this model's voices, for the OpenAI-style route (server/openai/); the
+    #: operator's ``openai_voices`` entries go over it. Empty: OpenAI's names are not mapped.
+    openai_voices: Mapping[str, str] = MappingProxyType({})
 
-    def __init__(self, model_id: str, settings: Any) -> None:
+    def __init__(self, model_id: str, settings: BaseModel) -> None:
         self.model_id = model_id
-        self.settings = settings  # the server's settings, which include this engine's section
+        self.settings = settings  # this model's own section (settings.<section>, server/settings_layout.py)
         #: Where voices saved over the API persist, one directory per model. The server sets it before
         #: :meth:`load` (the server owns paths); the engine creates it only when it first saves a voice.
         self.voice_store: Path | None = None
 
+    def instruction_prefix(self, instructions: str | None) -> str:
+        """Text put before the input to follow OpenAI's ``instructions`` (Orpheus: emotion tags).
+
+        Models with no way to follow them return "" and ignore them, as OpenAI's ``tts-1`` does.
+        """
+        return ""
+
     @classmethod
-    def prefetch(cls, settings: Any) -> list[str]:
+    def prefetch(cls, settings: BaseModel) -> list[str]:
         """Download this model's weights into the local cache (``tts-server download``).
 
         Returns human-readable descriptions of what is now on disk. Runs without an event loop.

@@ -1,5 +1,6 @@
 """Model name -> engine class (imported lazily, so serving Kokoro never imports transformers), and
-each engine's settings section (light pydantic modules, imported eagerly to build the server's settings)."""
+each engine's settings section (a light pydantic module; the server holds one instance per model,
+``settings.<section>``, and passes it to that model's engine alone)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
+from engines.cartesia.settings import CARTESIA_MODEL
 from engines.errors import ModelNotFound
+from engines.kokoro.settings import KOKORO_MODEL
+from engines.orpheus.settings import ORPHEUS_MODEL
 
 if TYPE_CHECKING:
     from engines.base import Engine
@@ -22,6 +26,7 @@ class EngineSpec:
     model_id: str  # the canonical name clients send
     target: str  # "module:Class"
     settings: str  # "module:Class" of its settings section
+    section: str  # its section's name: settings.<section>, env TTS_<SECTION>_<FIELD>, flags --<section>-<field>
     aliases: tuple[str, ...] = ()
     alias_pattern: str | None = None  # regex for families such as cartesia/sonic-2
     # Other model names it serves that /v1/models and /v1/voices list beside model_id (Together's list).
@@ -30,26 +35,32 @@ class EngineSpec:
 
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec(
-        "hexgrad/Kokoro-82M",
+        KOKORO_MODEL,
         "engines.kokoro.engine:KokoroEngine",
         "engines.kokoro.settings:KokoroSettings",
+        "kokoro",
         aliases=("kokoro",),
     ),
     EngineSpec(
-        "canopylabs/orpheus-3b-0.1-ft",
+        ORPHEUS_MODEL,
         "engines.orpheus.engine:OrpheusEngine",
         "engines.orpheus.settings:OrpheusSettings",
+        "orpheus",
         aliases=("orpheus",),
     ),
     EngineSpec(
-        "cartesia/sonic",
+        CARTESIA_MODEL,
         "engines.cartesia.engine:CartesiaEngine",
         "engines.cartesia.settings:CartesiaSettings",
+        "cartesia",
         aliases=("sonic",),
         alias_pattern=r"cartesia/sonic(-[\w.-]+)?",
         listed=("cartesia/sonic-2", "cartesia/sonic-3"),
     ),
 )
+
+#: What the server loads when no model is named (TTS_MODELS).
+DEFAULT_MODEL = ENGINES[0].model_id
 
 
 def resolve(name: str) -> EngineSpec:
@@ -83,26 +94,34 @@ def engine_class(name: str) -> tuple[str, type[Engine]]:
     return spec.model_id, _load(spec.target)
 
 
-def settings_sections() -> tuple[type[BaseModel], ...]:
-    """Every engine's settings class, for the server to compose into its own settings."""
-    return tuple(_load(spec.settings) for spec in ENGINES)
+def section_class(spec: EngineSpec) -> type[BaseModel]:
+    """The settings class of ``spec``'s section (a light module: no engine code is imported)."""
+    return _load(spec.settings)
 
 
-def settings_of(name: str, settings: BaseModel) -> dict[str, Any]:
-    """The values of ``name``'s settings section within ``settings``, secrets left out (for /stats,
-    so a benchmark of a running server records how it was configured)."""
-    try:
-        section = _load(resolve(name).settings)
-    except ModelNotFound:  # an engine the registry does not list (injected by an embedding app)
-        return {}
-    public = {
-        field
-        for field, info in section.model_fields.items()
-        if info.annotation is not SecretStr and SecretStr not in typing.get_args(info.annotation)
-    }
-    return settings.model_dump(mode="json", include=public)
+def secret_fields(section: type[BaseModel]) -> frozenset[str]:
+    """The fields of a settings class that hold secrets: those typed SecretStr (alone, optional or in a list)."""
+    return frozenset(name for name, info in section.model_fields.items() if _holds_secret(info.annotation))
 
 
-def create_engine(name: str, settings: BaseModel) -> Engine:
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(arg) for arg in typing.get_args(annotation))
+
+
+SECRET_MASK = "**********"
+
+
+def public_settings(section: BaseModel) -> dict[str, Any]:
+    """A section's effective values as JSON, each secret that is set replaced by a mask (for /stats and
+    ``tts-server config``: a benchmark of a running server records how each model was configured)."""
+    values = section.model_dump(mode="json")
+    for name in secret_fields(type(section)):
+        if values.get(name):
+            values[name] = SECRET_MASK
+    return values
+
+
+def create_engine(name: str, section: BaseModel) -> Engine:
+    """The engine for ``name`` built from its own settings section (``settings.<spec.section>``)."""
     model_id, cls = engine_class(name)
-    return cls(model_id, settings)
+    return cls(model_id, section)

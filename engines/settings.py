@@ -1,9 +1,11 @@
 """Settings every local engine reads: hardware, where weights come from, scheduling, segmentation.
 
 Each engine owns a settings section next to its code (``engines/<name>/settings.py``) that extends
-this one; the server composes all sections into its one settings object, so every field keeps its
-``TTS_<FIELD>`` environment variable and ``--<field>`` flag. Plain pydantic models: nothing here
-reads the environment.
+:class:`LocalEngineSettings`; the server gives each model its own section (``settings.kokoro``,
+``settings.orpheus``), so two models can sit on different devices with different limits. The
+fields of :class:`EngineDefaults` are also server-wide defaults (``TTS_DEVICE``...) that every
+section inherits unless it sets its own (``TTS_KOKORO_DEVICE``); server/settings_layout.py has the
+rules. Plain pydantic models: nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
-class LocalEngineSettings(BaseModel):
+class EngineDefaults(BaseModel):
+    """The fields every local model has; the server also keeps them as flat, inherited defaults."""
+
     # --- hardware ------------------------------------------------------------------------------
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto: cuda when present, else cpu).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype for generative models; auto = bf16 on CUDA, fp32 on CPU."
     )
@@ -53,6 +57,10 @@ class LocalEngineSettings(BaseModel):
     segment_min_chars: int = Field(
         100, ge=1, description="Later segments gather sentences until they have at least this many characters."
     )
+
+
+class LocalEngineSettings(EngineDefaults):
+    """A local model's section: :class:`EngineDefaults` plus how its values resolve on a device."""
 
     def resolved_device(self) -> str:
         if self.device != "auto":

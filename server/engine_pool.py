@@ -31,7 +31,7 @@ class EnginePool:
         if engines is None:
             engines = {}
             for name in settings.models:
-                engine = registry.create_engine(name, settings)
+                engine = registry.create_engine(name, settings.section(name))
                 engines[engine.model_id] = engine
         self.engines = engines
         for model_id, engine in engines.items():  # engines never choose paths: the server owns the data dir
@@ -183,7 +183,14 @@ class EnginePool:
                 "status": self.status[name],
                 "restarts": self.restarts[name],
                 **engine.stats(),
-                "settings": registry.settings_of(name, self.settings),
+                "settings": self._public_settings(name),
             }
             for name, engine in self.engines.items()
         }
+
+    def _public_settings(self, name: str) -> dict[str, Any]:
+        """The model's effective section, secrets masked; {} for an engine the registry does not list."""
+        try:
+            return registry.public_settings(self.settings.section(name))
+        except ModelNotFound:  # injected by an embedding app
+            return {}

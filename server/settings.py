@@ -1,13 +1,14 @@
 """The server's one settings object.
 
-Every field is read from an environment variable ``TTS_<FIELD>`` (e.g. ``TTS_DEVICE=cuda``; the
-Cartesia key is the conventional ``CARTESIA_API_KEY``) and, except secrets, can be overridden by
-the matching CLI flag (``--device cuda``); see ``tts-server serve --help``. Secrets are env-only so
-they never show in ``ps`` output.
+Every flat field is read from an environment variable ``TTS_<FIELD>`` (e.g. ``TTS_PORT=9000``) and,
+except secrets, can be overridden by the matching CLI flag (``--port 9000``); see
+``tts-server serve --help``. Secrets are env-only so they never show in ``ps`` output.
 
-The fields here are the server's own (binding, keys, limits on requests). Each engine's section
-(``engines/<name>/settings.py``, listed by :mod:`engines.registry`) is a base class of
-:class:`Settings`, so engines read their own fields and a new engine needs no edit here.
+The flat fields are the server's own (binding, keys, limits on requests) and the defaults every
+model inherits (``device``, ``max_batch_size``...: :class:`engines.settings.EngineDefaults`). Each
+model has its own section, built from its engine's settings class: ``settings.kokoro``,
+``settings.orpheus``, ``settings.cartesia`` (``TTS_KOKORO_DEVICE``, ``--orpheus-max-batch-size``);
+server/settings_layout.py names them and says which value wins. An engine receives its section alone.
 Nothing reads the environment at import time: ``Settings()`` does, when the CLI or a test makes one.
 """
 
@@ -17,15 +18,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engines.kokoro.settings import KOKORO_MODEL
-from engines.orpheus.settings import ORPHEUS_MODEL
-from engines.registry import settings_sections
+from engines import registry
+from engines.cartesia.settings import CartesiaSettings
+from engines.kokoro.settings import KokoroSettings
+from engines.orpheus.settings import OrpheusSettings
+from engines.settings import EngineDefaults
+from server import settings_layout
 
-CARTESIA_MODEL = "cartesia/sonic"
-__all__ = ["CARTESIA_MODEL", "KOKORO_MODEL", "ORPHEUS_MODEL", "Settings"]
+__all__ = ["Settings"]
 
 
 def _split_csv(value: object) -> object:
@@ -46,39 +49,20 @@ def _split_mapping(value: object) -> object:
     return value
 
 
-# OpenAI's model names and voices -> what serves them here (see server/openai/). Kokoro ships voices
-# named after most of OpenAI's; the others get a Kokoro voice of a similar register.
-OPENAI_MODEL_ALIASES = {
-    "tts-1": KOKORO_MODEL,
-    "tts-1-hd": KOKORO_MODEL,
-    "gpt-4o-mini-tts": KOKORO_MODEL,
-    "gpt-4o-mini-tts-2025-12-15": KOKORO_MODEL,
-}
-OPENAI_VOICES = {
-    "alloy": "af_alloy",
-    "ash": "am_adam",
-    "ballad": "bm_george",
-    "coral": "af_heart",
-    "echo": "am_echo",
-    "fable": "bm_fable",
-    "nova": "af_nova",
-    "onyx": "am_onyx",
-    "sage": "af_sarah",
-    "shimmer": "af_sky",
-    "verse": "am_michael",
-    "marin": "af_bella",
-    "cedar": "am_liam",
-}
+# OpenAI's model names -> what serves them here (see server/openai/): the default model.
+OPENAI_MODEL_ALIASES = dict.fromkeys(
+    ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15"), registry.DEFAULT_MODEL
+)
 
 
-class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
+class Settings(EngineDefaults, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TTS_", extra="ignore", validate_default=True, populate_by_name=True)
 
     # --- serving -------------------------------------------------------------------------------
     host: str = Field("0.0.0.0", description="Address to bind.")
     port: int = Field(8000, description="Port to bind.")
     models: Annotated[list[str], NoDecode] = Field(
-        [KOKORO_MODEL], description="Comma-separated model names to load at startup."
+        [registry.DEFAULT_MODEL], description="Comma-separated model names to load at startup."
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         [], description="Comma-separated bearer keys clients must send; empty means open access."
@@ -154,8 +138,35 @@ class Settings(*settings_sections(), BaseSettings):  # type: ignore[misc]
         description="OpenAI model names -> served models (name=model,... or JSON), for OpenAI-style requests.",
     )
     openai_voices: Annotated[dict[str, str], NoDecode] = Field(
-        OPENAI_VOICES, description="OpenAI voice names -> Kokoro voices (name=voice,... or JSON)."
+        {},
+        description="Extra OpenAI voice names -> a model's voices (name=voice,... or JSON), over the model's own "
+        "map (Kokoro's: alloy -> af_alloy...).",
     )
+
+    # --- one section per model (server/settings_layout.py): TTS_<SECTION>_<FIELD>, --<section>-<field> ---
+    kokoro: KokoroSettings = Field(default_factory=KokoroSettings, description="Kokoro's section.")
+    orpheus: OrpheusSettings = Field(default_factory=OrpheusSettings, description="Orpheus's section.")
+    cartesia: CartesiaSettings = Field(default_factory=CartesiaSettings, description="Cartesia's section.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build_sections(cls, data: object) -> object:
+        """Each section from its own names, then the flat defaults (settings_layout's precedence)."""
+        if not isinstance(data, dict):
+            return data
+        environ = settings_layout.upper_environ()
+        built = dict(data)
+        for section, section_cls in settings_layout.sections():
+            values = settings_layout.section_values(section, section_cls, data, environ)
+            given = data.get(section)
+            if isinstance(given, BaseModel):  # a whole section object passed in (tests, embedding apps)
+                given = given.model_dump(exclude_unset=True)
+            built[section] = {**(given or {}), **values} if isinstance(given, dict) or given is None else given
+        return built
+
+    def section(self, name: str) -> BaseModel:
+        """The settings section of model ``name`` (any alias), for its engine."""
+        return getattr(self, registry.resolve(name).section)
 
     @field_validator("models", "api_keys", mode="before")
     @classmethod

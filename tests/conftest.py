@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support.kokoro_weights import build_random_kokoro
+from benchmarks.models.kokoro import build_random_kokoro
 
 # On a 2-core machine one intra-op thread is faster than two once anything else runs.
 torch.set_num_threads(int(os.environ.get("TTS_TEST_TORCH_THREADS", "1")))

@@ -42,7 +42,7 @@ def load(source: str, device: str, voice: str | None):
     from engines.kokoro import loader
     from server.settings import Settings
 
-    directory = loader.weights_dir(Settings(kokoro_source=source))
+    directory = loader.weights_dir(Settings(kokoro_source=source).kokoro)
     model = loader.load_kmodel(Path(directory), device)
     voices = sorted((Path(directory) / "voices").glob("*.pt"))
     path = next((p for p in voices if p.stem == voice), None) if voice else (voices[0] if voices else None)

@@ -9,7 +9,7 @@ Two views:
   after: time to first audio and total per session, audio seconds per wall second, batch sizes
   formed, tokens/s.
 
-``--orpheus-tiny`` builds the test suite's tiny random-weight Orpheus (needs a source checkout).
+``--orpheus-tiny`` builds the tiny random-weight Orpheus the tests use too (benchmarks/models/orpheus.py).
 """
 
 from __future__ import annotations
@@ -130,18 +130,14 @@ async def run_sessions(args: argparse.Namespace, batches: list[int], workdir: Pa
         "max_queue_size": max(64, 2 * max(batches)),
     }
     if args.orpheus_tiny:
-        if not (meta.REPO / "tests" / "engines" / "orpheus" / "tiny_weights.py").exists():
-            raise SystemExit("--orpheus-tiny needs a source checkout (tests/engines/orpheus/tiny_weights.py)")
-        if str(meta.REPO) not in sys.path:  # `tts-server bench` runs from anywhere; the builder is the tests'
-            sys.path.insert(0, str(meta.REPO))
-        from tests.engines.orpheus.tiny_weights import build_all
+        from benchmarks.models.orpheus import build_all  # shipped in the wheel: no source checkout needed
 
         lm, snac = build_all(workdir)
-        values.update(orpheus_source=str(lm), snac_source=str(snac), offline=True)
-    for key in ("orpheus_source", "snac_source"):
+        values.update(orpheus_source=str(lm), orpheus_snac_source=str(snac), offline=True)
+    for key, setting in (("orpheus_source", "orpheus_source"), ("snac_source", "orpheus_snac_source")):
         if getattr(args, key):
-            values[key] = getattr(args, key)
-    engine = registry.create_engine(model_id, Settings(**values))
+            values[setting] = getattr(args, key)
+    engine = registry.create_engine(model_id, Settings(**values).section(model_id))
     await engine.load()
     try:
         await engine.warmup()

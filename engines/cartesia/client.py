@@ -42,7 +42,7 @@ class CartesiaClient:
     """Cartesia's three endpoints the proxy needs: /tts/bytes, /tts/sse and /voices."""
 
     def __init__(self, settings: CartesiaSettings) -> None:
-        key = settings.cartesia_api_key
+        key = settings.api_key
         self._api_key: str | None = key.get_secret_value() if key is not None else None
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
@@ -53,27 +53,27 @@ class CartesiaClient:
 
     @property
     def http2(self) -> bool:
-        return self._settings.cartesia_http2 and _h2_installed()
+        return self._settings.http2 and _h2_installed()
 
     def open(self) -> None:
         """Create the shared connection pool (no network traffic yet)."""
         if self._http is not None:
             return
         s = self._settings
-        headers = {"Cartesia-Version": s.cartesia_version, "User-Agent": "tts-server (cartesia proxy)"}
+        headers = {"Cartesia-Version": s.version, "User-Agent": "tts-server (cartesia proxy)"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         self._http = httpx.AsyncClient(
-            base_url=s.cartesia_base_url.rstrip("/"),
+            base_url=s.base_url.rstrip("/"),
             headers=headers,
             http2=self.http2,
             timeout=httpx.Timeout(
-                connect=s.cartesia_connect_timeout_s,
-                read=s.cartesia_read_timeout_s,
-                write=s.cartesia_read_timeout_s,
-                pool=s.cartesia_connect_timeout_s,
+                connect=s.connect_timeout_s,
+                read=s.read_timeout_s,
+                write=s.read_timeout_s,
+                pool=s.connect_timeout_s,
             ),
-            limits=httpx.Limits(max_connections=s.cartesia_max_connections, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=20),
             # Redirects would resend the bearer key to wherever they point: Cartesia has none to follow.
             follow_redirects=False,
         )

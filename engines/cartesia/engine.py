@@ -59,16 +59,16 @@ class CartesiaEngine(Engine):
     hosted_ignores_output_options = False  # hosted Together honours every output field for Sonic
     default_encoding = "pcm_f32le"  # the spec's default holds for Sonic
 
+    settings: CartesiaSettings
+
     def __init__(self, model_id: str, settings: CartesiaSettings) -> None:
         super().__init__(model_id, settings)
         self._client = CartesiaClient(settings)
         self._upstream_voices = (
-            UpstreamVoiceCache(self._client.list_voices, settings.cartesia_voices_ttl_s)
-            if self._client.has_key
-            else None
+            UpstreamVoiceCache(self._client.list_voices, settings.voices_ttl_s) if self._client.has_key else None
         )
         self._resolver: VoiceResolver | None = None
-        key = settings.cartesia_api_key
+        key = settings.api_key
         self.api_key: str | None = key.get_secret_value() if key is not None else None
         self._socket = CartesiaSocket(settings, self.api_key)  # connects on the first realtime session
         # Every key from the start, so /stats has the same shape before the first request.
@@ -96,7 +96,7 @@ class CartesiaEngine(Engine):
 
     def _voice_resolver(self) -> VoiceResolver:
         if self._resolver is None:
-            catalog = load_cartesia_catalog(self.settings.cartesia_voices_file)
+            catalog = load_cartesia_catalog(self.settings.voices_file)
             self._resolver = VoiceResolver(catalog, self._upstream_voices)
         return self._resolver
 
@@ -125,9 +125,11 @@ class CartesiaEngine(Engine):
         params = self._with_sample_rate(params)
         check_request(params)
         voice_id = await self._voice_resolver().resolve(params.voice)
-        if params.max_partial_chars is not None:  # text arriving in pieces: Cartesia's websocket
+        # Text arriving in pieces (the realtime route) goes over Cartesia's websocket unless the operator
+        # chose plain HTTP (realtime_transport), where each released segment is its own POST.
+        if params.max_partial_chars is not None and self.settings.realtime_transport == "websocket":
             # Counted when its first input goes upstream: the realtime route opens sessions only to validate.
-            return CartesiaRealtimeSession(self, self._socket, params, voice_id)
+            return CartesiaRealtimeSession(self, self._socket, params, voice_id, self.settings.model_id)
         return CartesiaSession(self, params, voice_id)
 
     def count(self, counter: str, amount: int = 1) -> None:
@@ -138,7 +140,7 @@ class CartesiaEngine(Engine):
         body = build_tts_body(
             params,
             text,
-            model_id=cartesia_model_id(params.model, self.settings.cartesia_model_id),
+            model_id=cartesia_model_id(params.model, self.settings.model_id),
             voice_id=voice_id,
         )
         via_sse = uses_sse(params)

@@ -19,7 +19,7 @@ import base64
 import binascii
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engines.base import (
     BYTES_PER_SAMPLE,
@@ -36,11 +36,19 @@ from engines.cartesia.mapping import build_tts_body, cartesia_model_id
 from engines.cartesia.sse import word_timings
 from engines.cartesia.websocket import CartesiaSocket, Context
 from engines.errors import InvalidRequest, UpstreamError
+from engines.histogram import Histogram
 from engines.pronunciation import Pronouncer, timing_restorer
 from engines.text import TextSegmenter, session_segmenter
 
-if TYPE_CHECKING:
-    from engines.cartesia.engine import CartesiaEngine
+
+class Counters(Protocol):
+    """What a realtime session reports to its engine (CartesiaEngine), named here so this module
+    does not import the engine that imports it."""
+
+    upstream_latency: Histogram
+
+    def count(self, counter: str, amount: int = 1) -> None: ...
+
 
 #: A context whose audio has been silent this long is ended before more text is sent (Cartesia: ~1 s).
 ROLLOVER_QUIET_S = 0.5
@@ -49,12 +57,14 @@ MAX_PIECE_CHARS = 500
 
 
 class CartesiaRealtimeSession(EngineSession):
-    def __init__(self, engine: CartesiaEngine, socket: CartesiaSocket, params: SessionParams, voice_id: str) -> None:
+    def __init__(
+        self, engine: Counters, socket: CartesiaSocket, params: SessionParams, voice_id: str, default_model_id: str
+    ) -> None:
         super().__init__(params)
         self._engine = engine
         self._socket = socket
         self._voice_id = voice_id
-        self._model_id = cartesia_model_id(params.model, engine.settings.cartesia_model_id)
+        self._model_id = cartesia_model_id(params.model, default_model_id)
         # The request's segment mode within Cartesia's longest input (engines/text.py).
         longest = TextSegmenter(first_chars=MAX_PIECE_CHARS, max_chars=MAX_PIECE_CHARS, never_chars=MAX_PIECE_CHARS)
         self._segmenter = session_segmenter(params, longest)

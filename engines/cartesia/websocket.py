@@ -120,14 +120,14 @@ class CartesiaSocket:
 
     @property
     def url(self) -> str:
-        base = self._settings.cartesia_base_url.rstrip("/")
+        base = self._settings.base_url.rstrip("/")
         base = "wss://" + base[len("https://") :] if base.startswith("https://") else base
         base = "ws://" + base[len("http://") :] if base.startswith("http://") else base
-        return f"{base}/tts/websocket?" + urlencode({"cartesia_version": self._settings.cartesia_version})
+        return f"{base}/tts/websocket?" + urlencode({"cartesia_version": self._settings.version})
 
     async def open_context(self) -> Context:
         await self._connected()
-        context = Context(f"ctx_{uuid.uuid4().hex}", self._settings.cartesia_max_buffered_bytes)
+        context = Context(f"ctx_{uuid.uuid4().hex}", self._settings.max_buffered_bytes)
         self._contexts[context.id] = context
         return context
 
@@ -166,7 +166,7 @@ class CartesiaSocket:
         from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus
 
-        headers = {"Cartesia-Version": self._settings.cartesia_version, "User-Agent": "tts-server (cartesia proxy)"}
+        headers = {"Cartesia-Version": self._settings.version, "User-Agent": "tts-server (cartesia proxy)"}
         if self._api_key:
             headers["X-API-Key"] = self._api_key
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -174,8 +174,8 @@ class CartesiaSocket:
             conn = await connect(
                 self.url,
                 additional_headers=headers,
-                open_timeout=self._settings.cartesia_connect_timeout_s,
-                max_size=self._settings.cartesia_max_message_bytes,  # a bounded read, whatever upstream sends
+                open_timeout=self._settings.connect_timeout_s,
+                max_size=self._settings.max_message_bytes,  # a bounded read, whatever upstream sends
             )
         except InvalidStatus as exc:
             from engines.cartesia import upstream_errors

@@ -30,8 +30,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,43 +42,20 @@ from engines.errors import InternalError
 from engines.job import Job
 from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
 from engines.kokoro.joins import boundary_frames, trim_joins
-from engines.kokoro.requests import KokoroItem, KokoroRequest
+from engines.kokoro.requests import KokoroRequest
 from engines.kokoro.schedule import prepare_and_decode_one
 from engines.kokoro.timestamps import SAMPLE_RATE, SAMPLES_PER_FRAME, word_timings
+from engines.kokoro.work import Work, buckets
 
 logger = logging.getLogger(__name__)
 
 EDGE_FADE_SAMPLES = 48  # 2 ms raised-cosine ramps: segment joins start and end at zero, no clicks
 MAX_RESAMPLERS = 8
-BUCKET_MIN_RATIO = 0.5  # an item joins a bucket when it is at least half the bucket's longest
-
-
-@dataclass
-class Work:
-    job: Job[KokoroRequest]
-    item: KokoroItem
-
-    @property
-    def request(self) -> KokoroRequest:
-        return self.job.state
 
 
 def _ramp(n: int, device: torch.device) -> torch.Tensor:
     """Rising raised-cosine of ``n`` samples (the same values as engines.audio.fade)."""
     return (0.5 - 0.5 * torch.cos(torch.linspace(0.0, torch.pi, n, dtype=torch.float64))).float().to(device)
-
-
-def buckets(work: Sequence[Work], max_tokens: int, key: Callable[[Work], int]) -> list[list[Work]]:
-    """Cut ``work`` (any order) into groups of similar ``key`` whose padded size fits ``max_tokens``."""
-    out: list[list[Work]] = []
-    for entry in sorted(work, key=key, reverse=True):
-        group = out[-1] if out else None
-        longest = key(group[0]) if group else 0
-        if group and key(entry) >= BUCKET_MIN_RATIO * longest and (len(group) + 1) * longest <= max_tokens:
-            group.append(entry)
-        else:
-            out.append([entry])
-    return out
 
 
 class KokoroBatcher:

@@ -1,6 +1,6 @@
 """Kokoro's voices beyond the weights' own: operators' voicepack directories and voices saved over the API.
 
-At load, :func:`build_bank` adds every directory of ``kokoro_voices_dir`` to the weights' voices,
+At load, :func:`build_bank` adds every directory of ``voices_dir`` (TTS_KOKORO_VOICES_DIR) to the weights' voices,
 then the voices saved earlier (the server's data directory, which the server passes in as the
 engine's ``voice_store``). :class:`SavedVoices` then adds and removes saved voices while the model
 serves: a mix of loaded voices is blended once and stored as a voicepack, an uploaded file is
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 def build_bank(weights_voices: Path, device: str, settings: Any, store: Path | None) -> VoiceBank:
     """The weights' voices, then each voicepack directory in order, then the saved voices (blocking)."""
     bank = VoiceBank(weights_voices, device)
-    for directory in settings.kokoro_voices_dir:
+    for directory in settings.voices_dir:
         bank.add_directory(Path(directory).expanduser())
     if store is not None and store.is_dir():
         bank.add_directory(store, kind="saved")

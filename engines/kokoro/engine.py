@@ -24,7 +24,9 @@ from engines.kokoro.batched import BatchedKokoro
 from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
 from engines.kokoro.g2p import LANGUAGES, PhonemeChunk, lang_code_for
 from engines.kokoro.g2p_pool import FIRST, LATER, G2PPool
+from engines.kokoro.openai_voices import OPENAI_VOICES
 from engines.kokoro.requests import KokoroRequest, new_item
+from engines.kokoro.settings import KokoroSettings
 from engines.kokoro.timestamps import SAMPLE_RATE, token_spans
 from engines.kokoro.voices import VoiceBank
 from engines.pronunciation import Pronouncer, WordRestorer
@@ -47,7 +49,10 @@ class KokoroEngine(Engine):
     sample_rate = SAMPLE_RATE
     languages = LANGUAGES
 
-    def __init__(self, model_id: str, settings: Any) -> None:
+    settings: KokoroSettings
+    openai_voices = OPENAI_VOICES
+
+    def __init__(self, model_id: str, settings: KokoroSettings) -> None:
         super().__init__(model_id, settings)
         self._model = None
         self._device: torch.device | None = None
@@ -60,7 +65,7 @@ class KokoroEngine(Engine):
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
-    def prefetch(cls, settings: Any) -> list[str]:
+    def prefetch(cls, settings: KokoroSettings) -> list[str]:
         return [f"weights in {loader.weights_dir(settings)}"]
 
     async def load(self) -> None:
@@ -73,25 +78,25 @@ class KokoroEngine(Engine):
         )
         if not self._bank.voices():
             raise ServiceUnavailable(f"No voices (*.pt) in {directory / 'voices'}.")
-        self._saved = custom_voices.SavedVoices(self._bank, self.voice_store, self.settings.kokoro_max_saved_voices)
-        self._g2p = G2PPool(self.model_id, self.settings.kokoro_g2p_workers)
+        self._saved = custom_voices.SavedVoices(self._bank, self.voice_store, self.settings.max_saved_voices)
+        self._g2p = G2PPool(self.model_id, self.settings.g2p_workers)
         # English G2P (spaCy) takes a second to build: do it now, on every thread, not on a request.
         await self._g2p.on_every_thread(lambda phonemizer: phonemizer.pipeline("a"))
         self._languages_ready.add("a")
-        policy = self.settings.kokoro_batch_policy
+        policy = self.settings.batch_policy
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
-        forward = BatchedKokoro(self._model, compile=self.settings.kokoro_compile)
+        forward = BatchedKokoro(self._model, compile=self.settings.compile)
         # Compiling takes minutes on a CPU: now, before the worker (and its watchdog) runs a step.
         await asyncio.to_thread(forward.compile_now)
         self.batcher = KokoroBatcher(
             forward,
             self._device,
             policy=policy,
-            max_batch_tokens=self.settings.kokoro_max_batch_tokens,
-            max_batch_frames=self.settings.kokoro_max_batch_frames,
-            device_pcm=self.settings.kokoro_device_pcm == "on"
-            or (self.settings.kokoro_device_pcm == "auto" and self._device.type == "cuda"),
+            max_batch_tokens=self.settings.max_batch_tokens,
+            max_batch_frames=self.settings.max_batch_frames,
+            device_pcm=self.settings.device_pcm == "on"
+            or (self.settings.device_pcm == "auto" and self._device.type == "cuda"),
         )
         self._worker = BatchWorker(
             "kokoro",
@@ -141,7 +146,7 @@ class KokoroEngine(Engine):
         """Bound the work by phonemes, not characters: digits and symbols spell out to far more speech."""
         request.phonemes += phonemes
         request.chars += chars
-        budget = self.settings.kokoro_max_phonemes
+        budget = self.settings.max_phonemes
         if request.phonemes > budget:
             raise InputTooLong(
                 f"The input expands to more than {budget} phonemes, the most this server speaks for one request "

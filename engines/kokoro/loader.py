@@ -18,8 +18,8 @@ PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
 
 def weights_dir(settings: KokoroSettings) -> Path:
     return resolve_model_dir(
-        settings.kokoro_source,
-        revision=settings.kokoro_revision,
+        settings.source,
+        revision=settings.revision,
         allow_patterns=[CONFIG, CHECKPOINT, "voices/*.pt"],
         required=[CONFIG, CHECKPOINT, "voices"],
         cache_dir=settings.cache_dir,

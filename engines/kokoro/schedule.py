@@ -23,16 +23,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engines.kokoro.timestamps import SAMPLE_RATE
+from engines.kokoro.work import Work, buckets
 
 if TYPE_CHECKING:
+    import torch
+
     from engines.job import Job
     from engines.kokoro.batched import Prosody
     from engines.kokoro.batched_vocoder import Stages
-    from engines.kokoro.batcher import KokoroBatcher, Work
     from engines.kokoro.requests import KokoroRequest
+
+
+class StepHost(Protocol):
+    """What this schedule uses of the batcher (KokoroBatcher), named here so neither imports the other."""
+
+    max_batch_tokens: int
+    device: torch.device
+    forward: Any
+
+    def _skip_cancelled(self, work: list[Work]) -> list[Work]: ...
+    def _front(self, work: list[Work]) -> list[Prosody | None]: ...
+    def _fail(self, entry: Work, stage: str) -> None: ...
+    def _decode(self, work: list[Work], prosody: list[Prosody], audio: Any) -> None: ...
 
 
 @dataclass
@@ -44,10 +59,8 @@ class Prepared:
     stages: Stages | None = None  # the decode in progress
 
 
-def prepare_and_decode_one(batcher: KokoroBatcher, work: list[Work], jobs: Sequence[Job[KokoroRequest]]) -> None:
+def prepare_and_decode_one(batcher: StepHost, work: list[Work], jobs: Sequence[Job[KokoroRequest]]) -> None:
     """The ``front`` policy's step: front every newly taken chunk, then one decoder slice of the most urgent."""
-    from engines.kokoro.batcher import buckets
-
     for bucket in buckets(work, batcher.max_batch_tokens, key=lambda w: w.item.tokens):
         bucket = batcher._skip_cancelled(bucket)
         for entry, prosody in zip(bucket, batcher._front(bucket) if bucket else []):

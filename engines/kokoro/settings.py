@@ -1,4 +1,4 @@
-"""Kokoro's settings section: weights, batching policy, G2P workers."""
+"""Kokoro's settings section (``settings.kokoro``; env ``TTS_KOKORO_<FIELD>``): weights, batching policy, G2P."""
 
 from __future__ import annotations
 
@@ -14,54 +14,54 @@ KOKORO_MODEL = "hexgrad/Kokoro-82M"
 
 
 class KokoroSettings(LocalEngineSettings):
-    kokoro_source: str = Field(KOKORO_MODEL, description="HF repo id or local directory with Kokoro weights.")
-    kokoro_revision: str = Field("f3ff3571791e39611d31c381e3a41a3af07b4987", description="Pinned HF revision.")
-    kokoro_batch_policy: Literal["auto", "batched", "front", "serial"] = Field(
+    source: str = Field(KOKORO_MODEL, description="HF repo id or local directory with Kokoro weights.")
+    revision: str = Field("f3ff3571791e39611d31c381e3a41a3af07b4987", description="Pinned HF revision.")
+    batch_policy: Literal["auto", "batched", "front", "serial"] = Field(
         "auto",
         description="How a step runs its items: batched = one padded forward (text front and decoder); front = "
         "batched text/prosody front, decoder one item at a time, each item's audio sent when ready; serial = one "
         "item at a time. auto = batched on CUDA, front on CPU (where the decoder is compute-bound at batch 1).",
     )
-    kokoro_max_batch_tokens: int = Field(
+    max_batch_tokens: int = Field(
         4096, ge=64, description="Budget of padded phoneme tokens (items x longest) per batched front."
     )
-    kokoro_max_batch_frames: int = Field(
+    max_batch_frames: int = Field(
         8192, ge=64, description="Budget of padded frames (items x longest) per batched decoder call."
     )
-    kokoro_device_pcm: Literal["auto", "on", "off"] = Field(
+    device_pcm: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Resample and encode audio on the model's device before one host copy per batch; auto = on "
         "CUDA only (on a CPU the server's soxr path is faster).",
     )
-    kokoro_compile: bool = Field(
+    compile: bool = Field(
         False,
         description="torch.compile the vocoder's Snake resblocks, the decoder's memory-bound part (dynamic shapes: "
         "one graph per block type for every batch size and length), at load, before the model is ready (about two "
         "minutes on a small CPU); a compiler failure falls back to eager and shows in /stats as compile_fallback.",
     )
-    kokoro_max_phonemes: int = Field(
+    max_phonemes: int = Field(
         32768,
         ge=512,
         description="Bound on one request's work, in phonemes (what the model is fed; about 12-15 a second of "
         "speech). Prose takes ~1.1 per input character, number-heavy text 2-4, text of nothing but large amounts "
         "~7.5: the default is 8 per character of the longest default input (4096), and a request past it is a 400.",
     )
-    kokoro_g2p_workers: int = Field(
+    g2p_workers: int = Field(
         2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."
     )
 
-    # --- custom voices (issue 22) ---------------------------------------------------------------
-    kokoro_voices_dir: Annotated[list[Path], NoDecode] = Field(
+    # --- custom voices ---------------------------------------------------------------------------
+    voices_dir: Annotated[list[Path], NoDecode] = Field(
         [],
         description="Comma-separated directories of extra voicepacks: each *.pt or *.safetensors holding a "
         "[510, 1, 256] float tensor becomes a voice named after its file (sidecar <name>.json: language, gender, "
         "description); files of another shape are skipped with a log line, names of existing voices refused.",
     )
-    kokoro_max_saved_voices: int = Field(
+    max_saved_voices: int = Field(
         256, ge=0, description="Most voices saved over the API (POST /v1/voices); more are refused with a 400."
     )
 
-    @field_validator("kokoro_voices_dir", mode="before")
+    @field_validator("voices_dir", mode="before")
     @classmethod
     def _voice_dirs(cls, value: object) -> object:
         if isinstance(value, str | Path):

@@ -2,13 +2,13 @@
 
 A fine-tune teaches Orpheus a new speaker under a name it was trained with (the ``{name}:`` that
 starts every training prompt). Shipped as a PEFT LoRA adapter, it is served per request by vLLM
-(``LoRARequest``), many adapters in one batch. ``orpheus_adapters`` maps each served voice to its
+(``LoRARequest``), many adapters in one batch. ``adapters`` (TTS_ORPHEUS_ADAPTERS) maps each served voice to its
 adapter directory and, after a colon, the trained speaker name the prompt must say
 (``narrator=/adapters/narrator:lucy``); without one, the prompt says the voice's own name.
 
 Everything checkable without the model is checked here at load, so a typo fails the model's load
 with the path in the message instead of failing requests later: the directory, its
-``adapter_config.json``, its weights file, and its rank against ``orpheus_max_lora_rank``.
+``adapter_config.json``, its weights file, and its rank against ``max_lora_rank``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from engines.base import Voice
 from engines.hub import WeightsUnavailable
+from engines.orpheus.settings import OrpheusSettings
 
 #: A voice name and a trained speaker name: what the prompt's "{name}: " can carry, and a URL path segment.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -62,10 +63,12 @@ def load_adapters(configured: dict[str, str], builtin: set[str], max_rank: int) 
         where, prompt_voice = split_target(str(target))
         path = Path(where).expanduser()
         if not NAME.match(name):
-            raise WeightsUnavailable(f"orpheus_adapters: '{name}' is not a valid voice name (letters, digits, _-.).")
+            raise WeightsUnavailable(
+                f"TTS_ORPHEUS_ADAPTERS: '{name}' is not a valid voice name (letters, digits, _-.)."
+            )
         if name.lower() in builtin or name.lower() in adapters:
             raise WeightsUnavailable(
-                f"orpheus_adapters: voice '{name}' ({path}) is already a voice of the model; give the adapter "
+                f"TTS_ORPHEUS_ADAPTERS: voice '{name}' ({path}) is already a voice of the model; give the adapter "
                 f"another name, and the trained speaker after a colon ({name}_ft={path}:{name})."
             )
         config = _read_config(path)
@@ -78,21 +81,21 @@ def load_adapters(configured: dict[str, str], builtin: set[str], max_rank: int) 
     return adapters
 
 
-def vllm_lora_args(settings: Any, adapters: dict[str, Adapter]) -> dict[str, Any]:
+def vllm_lora_args(settings: OrpheusSettings, adapters: dict[str, Adapter]) -> dict[str, Any]:
     """vLLM's LoRA engine arguments: only when adapters are configured (LoRA layers cost every step a little)."""
     if not adapters:
         return {}
     return {
         "enable_lora": True,
-        "max_loras": min(settings.orpheus_max_loras, len(adapters)),
-        "max_lora_rank": next(rank for rank in VLLM_RANKS if rank >= settings.orpheus_max_lora_rank),
-        "max_cpu_loras": max(settings.orpheus_max_loras, len(adapters)),  # every adapter stays loaded in memory
+        "max_loras": min(settings.max_loras, len(adapters)),
+        "max_lora_rank": next(rank for rank in VLLM_RANKS if rank >= settings.max_lora_rank),
+        "max_cpu_loras": max(settings.max_loras, len(adapters)),  # every adapter stays loaded in memory
     }
 
 
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise WeightsUnavailable(f"Orpheus adapter directory {path} does not exist (orpheus_adapters).")
+        raise WeightsUnavailable(f"Orpheus adapter directory {path} does not exist (TTS_ORPHEUS_ADAPTERS).")
     config_file = path / "adapter_config.json"
     if not config_file.is_file():
         raise WeightsUnavailable(f"{path} is not a PEFT adapter: it has no adapter_config.json.")

@@ -30,8 +30,10 @@ from engines.orpheus.codec_stage import CodecStage, resolve_batching
 from engines.orpheus.requests import OrpheusRequest, lagging
 from engines.orpheus.sampling import SamplingParams, new_seed
 from engines.orpheus.scheduler import OrpheusScheduler
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.slot_cache import rows_that_fit
 from engines.orpheus.snac_stream import WindowConfig
+from engines.orpheus.tags import orpheus_tags
 from engines.orpheus.tokens import SAMPLE_RATE
 from engines.pronunciation import Pronouncer
 from engines.session import WorkerSession
@@ -47,7 +49,9 @@ class OrpheusEngine(Engine):
     languages = frozenset({"en"})
     native_speed = False  # no rate control: the OpenAI route time-stretches instead
 
-    def __init__(self, model_id: str, settings: Any) -> None:
+    settings: OrpheusSettings
+
+    def __init__(self, model_id: str, settings: OrpheusSettings) -> None:
         super().__init__(model_id, settings)
         catalog = load_catalog("orpheus")["voices"]
         self._voices = [
@@ -70,27 +74,26 @@ class OrpheusEngine(Engine):
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
-    def prefetch(cls, settings: Any) -> list[str]:
+    def prefetch(cls, settings: OrpheusSettings) -> list[str]:
         return loader.prefetch(settings)
 
     async def load(self) -> None:
         s = self.settings
-        self.backend = resolve_backend(s.orpheus_backend, s.resolved_device())
+        self.backend = resolve_backend(s.backend, s.resolved_device())
         # First: a wrong adapter path fails the load now, before minutes of loading the model.
-        self.adapters = await asyncio.to_thread(
-            load_adapters, s.orpheus_adapters, self._voice_ids, s.orpheus_max_lora_rank
-        )
+        self.adapters = await asyncio.to_thread(load_adapters, s.adapters, self._voice_ids, s.max_lora_rank)
         if self.adapters and self.backend != "vllm":
             logger.warning("orpheus: LoRA adapter voices answer 400 on the %s backend; vLLM serves them", self.backend)
         load = loader.load_for_vllm if self.backend == "vllm" else loader.load_all
         parts = await asyncio.to_thread(load, s)
         self.components = parts
-        codec = await asyncio.to_thread(SnacCodec, parts.snac, parts.device, compile=s.orpheus_codec_compile)
+        codec_device = s.codec_device or parts.device  # the LM's device unless placed elsewhere
+        codec = await asyncio.to_thread(SnacCodec, parts.snac, codec_device, compile=s.codec_compile)
         await asyncio.to_thread(codec.compile_now)  # minutes on a CPU: before any request or watchdog
         self._codec = CodecStage(
             codec,
-            max_batch=resolve_batching(s.orpheus_codec_batching, parts.device, s.orpheus_codec_max_batch),
-            wait_ms=s.orpheus_codec_wait_ms,
+            max_batch=resolve_batching(s.codec_batching, codec_device, s.codec_max_batch),
+            wait_ms=s.codec_wait_ms,
             on_complete=lambda job: self._worker and self._worker.completed(job),  # None once closed
             watchdog_s=s.watchdog_s,
         )
@@ -113,9 +116,9 @@ class OrpheusEngine(Engine):
             parts.tokenizer,
             self._codec,
             max_rows=rows,
-            parallel_segments=s.orpheus_parallel_segments,
+            parallel_segments=s.parallel_segments,
             max_len=parts.max_model_len,
-            cuda_graphs=s.orpheus_cuda_graphs,
+            cuda_graphs=s.cuda_graphs,
         )
         # Every CUDA graph now, while no other thread of this engine touches the device.
         await asyncio.to_thread(self._scheduler.capture_graphs)
@@ -162,6 +165,9 @@ class OrpheusEngine(Engine):
     def voices(self) -> list[Voice]:
         return [*self._voices, *(adapter.voice() for adapter in self.adapters.values())]
 
+    def instruction_prefix(self, instructions: str | None) -> str:
+        return orpheus_tags(instructions)
+
     def _check(self, params: SessionParams) -> SamplingParams:
         """The cheap checks (language, voice, sampling); raises a 400 for a request Orpheus cannot serve."""
         if base_language(params.language) != "en":
@@ -195,16 +201,16 @@ class OrpheusEngine(Engine):
             sampling,
             seed=params.seed if params.seed is not None else new_seed(),
             windows=WindowConfig.from_settings(self.settings),
-            fade_samples=int(SAMPLE_RATE * self.settings.orpheus_join_fade_ms / 1000),
+            fade_samples=int(SAMPLE_RATE * self.settings.join_fade_ms / 1000),
             adapter=adapter,
         )
 
     def segmenter(self) -> TextSegmenter:
         return TextSegmenter(
             first_chars=self.settings.first_segment_chars,
-            max_chars=min(self.settings.segment_chars, self.settings.orpheus_segment_chars),
+            max_chars=self.settings.segment_chars,
             min_chars=self.settings.segment_min_chars,
-            never_chars=self.settings.orpheus_segment_chars,  # what one segment's generation holds
+            never_chars=self.settings.segment_chars,  # what one segment's generation holds
         )
 
     async def open_session(self, params: SessionParams) -> OrpheusSession:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from engines.hub import WeightsUnavailable, resolve_model_dir
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.tokens import AUDIO_BASE, AUDIO_TOKENS, END_OF_TEXT, START_OF_HUMAN
 
 logger = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ SNAC_FILES = ["config.json", "pytorch_model.bin"]
 MAX_MODEL_LEN_CAP = 8192
 
 
-def lm_dir(settings: Any) -> Path:
+def lm_dir(settings: OrpheusSettings) -> Path:
     path = resolve_model_dir(
-        settings.orpheus_source,
-        revision=settings.orpheus_revision,
+        settings.source,
+        revision=settings.revision,
         allow_patterns=LM_FILES,
         required=LM_REQUIRED,
         cache_dir=settings.cache_dir,
@@ -43,7 +44,7 @@ def lm_dir(settings: Any) -> Path:
     return path
 
 
-def snac_dir(settings: Any) -> Path:
+def snac_dir(settings: OrpheusSettings) -> Path:
     return resolve_model_dir(
         settings.snac_source,
         revision=settings.snac_revision,
@@ -51,7 +52,7 @@ def snac_dir(settings: Any) -> Path:
         required=SNAC_FILES,
         cache_dir=settings.cache_dir,
         offline=settings.offline,
-        setting="snac_source",
+        setting="orpheus_snac_source",
     )
 
 
@@ -118,12 +119,12 @@ class OrpheusComponents:
     max_model_len: int = MAX_MODEL_LEN_CAP  # resolve_max_model_len's answer for this model
 
 
-def load_all(settings: Any) -> OrpheusComponents:
+def load_all(settings: OrpheusSettings) -> OrpheusComponents:
     """Resolve and load everything (blocking; run it off the event loop)."""
     device = settings.resolved_device()
     dtype = settings.resolved_dtype(device)
     lm_path, snac_path = lm_dir(settings), snac_dir(settings)
-    max_model_len = resolve_max_model_len(settings.orpheus_max_model_len, lm_path)  # before loading anything
+    max_model_len = resolve_max_model_len(settings.max_model_len, lm_path)  # before loading anything
     tokenizer = load_tokenizer(lm_path)
     model = load_lm(lm_path, device, dtype)
     snac = load_snac(snac_path)
@@ -131,13 +132,13 @@ def load_all(settings: Any) -> OrpheusComponents:
     return OrpheusComponents(model, tokenizer, snac, device, lm_path, max_model_len)
 
 
-def load_for_vllm(settings: Any) -> OrpheusComponents:
+def load_for_vllm(settings: OrpheusSettings) -> OrpheusComponents:
     """Tokenizer and SNAC only: vLLM loads the LM's weights itself (in its engine process)."""
     device = settings.resolved_device()
     lm_path, snac_path = lm_dir(settings), snac_dir(settings)
-    max_model_len = resolve_max_model_len(settings.orpheus_max_model_len, lm_path)
+    max_model_len = resolve_max_model_len(settings.max_model_len, lm_path)
     return OrpheusComponents(None, load_tokenizer(lm_path), load_snac(snac_path), device, lm_path, max_model_len)
 
 
-def prefetch(settings: Any) -> list[str]:
+def prefetch(settings: OrpheusSettings) -> list[str]:
     return [f"Orpheus LM in {lm_dir(settings)}", f"SNAC 24 kHz codec in {snac_dir(settings)}"]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from engines.errors import InvalidRequest
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.tokens import (
     AUDIO_BASE,
     AUDIO_TOKENS,
@@ -54,22 +55,20 @@ class SamplingParams:
     max_tokens: int  # already a whole number of frames
 
     @classmethod
-    def resolve(cls, settings: Any, overrides: dict[str, Any]) -> SamplingParams:
+    def resolve(cls, settings: OrpheusSettings, overrides: dict[str, Any]) -> SamplingParams:
         """Server defaults with the request's overrides; raises a 400 for values Orpheus cannot use."""
-        penalty = _checked(
-            "repetition_penalty", overrides.get("repetition_penalty", settings.orpheus_repetition_penalty)
-        )
-        max_tokens = int(overrides.get("max_tokens", settings.orpheus_max_tokens))
-        if max_tokens > settings.orpheus_max_tokens_limit:
+        penalty = _checked("repetition_penalty", overrides.get("repetition_penalty", settings.repetition_penalty))
+        max_tokens = int(overrides.get("max_tokens", settings.max_tokens))
+        if max_tokens > settings.max_tokens_limit:
             raise InvalidRequest(
-                f"max_tokens may be at most {settings.orpheus_max_tokens_limit} for Orpheus (got {max_tokens}).",
+                f"max_tokens may be at most {settings.max_tokens_limit} for Orpheus (got {max_tokens}).",
                 param="max_tokens",
             )
         if max_tokens < FRAME_TOKENS:
             raise InvalidRequest(f"max_tokens must be at least {FRAME_TOKENS} (one audio frame).", param="max_tokens")
         return cls(
-            temperature=_checked("temperature", overrides.get("temperature", settings.orpheus_temperature)),
-            top_p=_checked("top_p", overrides.get("top_p", settings.orpheus_top_p)),
+            temperature=_checked("temperature", overrides.get("temperature", settings.temperature)),
+            top_p=_checked("top_p", overrides.get("top_p", settings.top_p)),
             repetition_penalty=penalty,
             # Whole frames only: a budget ending mid-frame would waste the partial frame's tokens.
             max_tokens=max_tokens - max_tokens % FRAME_TOKENS,

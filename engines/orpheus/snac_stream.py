@@ -37,10 +37,10 @@ class WindowConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> WindowConfig:
         return cls(
-            context=settings.orpheus_snac_context_frames,
-            lookahead=settings.orpheus_snac_lookahead_frames,
-            first_chunk=settings.orpheus_snac_first_chunk_frames,
-            chunk=settings.orpheus_snac_chunk_frames,
+            context=settings.snac_context_frames,
+            lookahead=settings.snac_lookahead_frames,
+            first_chunk=settings.snac_first_chunk_frames,
+            chunk=settings.snac_chunk_frames,
         )
 
 

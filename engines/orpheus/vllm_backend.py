@@ -33,6 +33,7 @@ from engines.job import Job
 from engines.orpheus.adapters import Adapter, vllm_lora_args
 from engines.orpheus.codec_stage import CodecStage
 from engines.orpheus.requests import OrpheusRequest
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.vllm_driver import VllmDriver
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class _VllmJob(Job):
 class VllmRunner(VllmDriver):
     def __init__(
         self,
-        settings: Any,
+        settings: OrpheusSettings,
         lm_path: Path,
         tokenizer: Any,
         codec: CodecStage,
@@ -82,11 +83,11 @@ class VllmRunner(VllmDriver):
             skip_tokenizer_init=True,  # prompts arrive as ids; outputs are ids
             dtype=s.dtype if s.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32"),
             max_model_len=self.max_model_len,
-            gpu_memory_utilization=s.orpheus_gpu_memory_utilization,
-            max_num_seqs=s.orpheus_max_num_seqs,
-            quantization=s.orpheus_quantization,
-            enforce_eager=s.orpheus_enforce_eager,
-            tensor_parallel_size=s.orpheus_tensor_parallel_size,
+            gpu_memory_utilization=s.gpu_memory_utilization,
+            max_num_seqs=s.max_num_seqs,
+            quantization=s.quantization,
+            enforce_eager=s.enforce_eager,
+            tensor_parallel_size=s.tensor_parallel_size,
             logits_processors=[processor],
             disable_log_stats=True,
             **vllm_lora_args(s, self.adapters),

@@ -31,6 +31,7 @@ from engines.job import Job
 from engines.orpheus.adapters import Adapter
 from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.requests import OrpheusRequest, Segment, lagging
+from engines.orpheus.settings import OrpheusSettings
 from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, prompt_ids
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class VllmDriver:
 
     def __init__(
         self,
-        settings: Any,
+        settings: OrpheusSettings,
         tokenizer: Any,
         codec: CodecStage,
         max_model_len: int,
@@ -55,7 +56,7 @@ class VllmDriver:
         self.tokenizer = tokenizer
         self.codec = codec
         self.max_model_len = max_model_len
-        self.parallel_segments = settings.orpheus_parallel_segments
+        self.parallel_segments = settings.parallel_segments
         self.min_tokens = False  # benchmarks: hold off end of speech, so every request runs its max_tokens
         self._lock = threading.Lock()  # counters (and the runner's jobs): several threads touch them
         self._stats: dict[str, Any] = dict.fromkeys(("prefills", "tokens_generated", "frames_invalid"), 0)

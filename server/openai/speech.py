@@ -6,24 +6,22 @@ speed control and put in the requested container (server/audio/containers.py).
 
 * ``model``: OpenAI's names (``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``...) map through
   ``openai_model_aliases``; any name this server knows works as it is.
-* ``voice``: for Kokoro, OpenAI's names map through ``openai_voices`` (``alloy`` -> ``af_alloy``);
-  a model's own voice names work as they are; ``{"id": ...}`` names a voice by id.
-* ``speed``: Kokoro and Cartesia (0.6-1.5, else a 400) natively; Orpheus by time-stretching.
-* ``instructions``: Orpheus gets the emotion tags it was trained on (``<laugh>``, ``<sigh>``...)
-  that the instructions name, at the start of the input; other models ignore instructions, as
-  OpenAI's ``tts-1`` does.
+* ``voice``: OpenAI's names map through the engine's own map (:attr:`Engine.openai_voices`; Kokoro's
+  ``alloy`` -> ``af_alloy``) with the operator's ``openai_voices`` over it; a model's own voice names
+  work as they are; ``{"id": ...}`` names a voice by id.
+* ``speed``: natively where the engine honours it (:attr:`Engine.native_speed`), else by time-stretching.
+* ``instructions``: whatever the engine makes of them (:meth:`Engine.instruction_prefix`: Orpheus's
+  emotion tags at the start of the input); other models ignore instructions, as OpenAI's ``tts-1`` does.
+No model names appear here: what differs between models is the engine's to say.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from engines.base import WordTimings
-from engines.kokoro.settings import KOKORO_MODEL
-from engines.orpheus.settings import ORPHEUS_MODEL
+from engines.base import Engine, WordTimings
 from server.audio.containers import ContainerEncoder, contained
 from server.audio.tempo import TimeStretch, stretched
 from server.openai.protocol import OpenAISpeechRequest
@@ -32,19 +30,6 @@ from server.services.speech import PreparedSpeech, SpeechService
 
 #: OpenAI's output rate, for every format.
 OPENAI_RATE = 24000
-#: Non-verbal tags Orpheus's fine-tuned model speaks (canopylabs/orpheus-3b-0.1-ft model card).
-ORPHEUS_TAGS = ("laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "yawn", "gasp")
-_TAG_WORDS = re.compile(r"<?\b(" + "|".join(ORPHEUS_TAGS) + r")(?:s|ed|ing)?\b>?", re.IGNORECASE)
-
-
-def orpheus_tags(instructions: str | None) -> str:
-    """``"sigh, then laugh"`` -> ``"<sigh> <laugh> "``: each tag the instructions name, once, in order."""
-    seen: list[str] = []
-    for match in _TAG_WORDS.finditer(instructions or ""):
-        tag = match.group(1).lower()
-        if tag not in seen:
-            seen.append(tag)
-    return "".join(f"<{tag}> " for tag in seen)
 
 
 @dataclass
@@ -84,22 +69,18 @@ class OpenAISpeechService:
         aliases = {k.lower(): v for k, v in self.settings.openai_model_aliases.items()}
         return aliases.get(name.strip().lower(), name)
 
-    def voice_for(self, model_id: str, voice: str) -> str:
-        if model_id != KOKORO_MODEL:
-            return voice
-        voices = {k.lower(): v for k, v in self.settings.openai_voices.items()}
+    def voice_for(self, engine: Engine, voice: str) -> str:
+        voices = {k.lower(): v for k, v in {**engine.openai_voices, **self.settings.openai_voices}.items()}
         return voices.get(voice.strip().lower(), voice)
 
     async def start(self, body: OpenAISpeechRequest) -> OpenAISpeech:
         engine = self.speech.pool.get_ready(self.model_for(body.model))
         stretch = body.speed != 1.0 and not engine.native_speed
-        text = body.input
-        if engine.model_id == ORPHEUS_MODEL:
-            text = orpheus_tags(body.instructions) + text
+        text = engine.instruction_prefix(body.instructions) + body.input
         request = SpeechRequest(
             model=engine.model_id,
             input=text,
-            voice=self.voice_for(engine.model_id, body.voice_name),
+            voice=self.voice_for(engine, body.voice_name),
             response_format="raw",
             response_encoding="pcm_s16le",
             sample_rate=OPENAI_RATE,

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.base import Engine, OutputSpec, SegmentMode, SessionParams, WordTiming
+from engines.registry import DEFAULT_MODEL
 from server.errors import TTSError, error_body
 from server.protocol import Language, word_timestamps_event
 
@@ -40,7 +41,7 @@ class SessionOptions(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # unknown fields are ignored, as on POST
 
-    model: str = Field("hexgrad/Kokoro-82M", min_length=1)
+    model: str = Field(DEFAULT_MODEL, min_length=1)
     voice: str | None = Field(None, min_length=1)
     max_partial_length: int = Field(250, ge=1, le=4096)
     language: Language = "en"

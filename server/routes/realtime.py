@@ -17,6 +17,7 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
+from engines.registry import DEFAULT_MODEL
 from server.auth import require_api_key_or_query
 from server.errors import InvalidRequest, ServiceUnavailable, TTSError, as_tts_error, error_response
 from server.realtime.connection import RealtimeConnection
@@ -41,7 +42,7 @@ def options_from_query(websocket: WebSocket) -> SessionOptions:
     settings = websocket.app.state.settings
     query = dict(websocket.query_params)
     query.pop("api_key", None)
-    query.setdefault("model", settings.models[0] if settings.models else "hexgrad/Kokoro-82M")
+    query.setdefault("model", settings.models[0] if settings.models else DEFAULT_MODEL)
     query.setdefault("max_partial_length", str(settings.realtime_max_partial_length))
     try:
         return SessionOptions.model_validate(query)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 
-from server.cli import main
+from benchmarks.bench.cli import main as bench  # what `tts-server bench` runs (its entry point)
 
 
 def run_bench(tmp_path, *args: str) -> dict:
     out = tmp_path / "out"
     common = ["--requests", "2", "--warmup", "1", "--out", str(out), "--no-progress", "--scrape-interval", "0.2"]
-    assert main(["bench", *common, *args]) == 0  # later flags win
+    assert bench([*common, *args]) == 0  # later flags win
     return json.loads((out / "results.json").read_text())
 
 
@@ -31,7 +31,7 @@ def test_one_target_every_output_file(tmp_path, bench_kokoro_server, tiny_texts,
     assert [lv["level"] for lv in run["levels"]] == [1.0, 2.0]
     assert run["targets"][0]["server"]["kind"] == "metrics"  # this server has /metrics (and /stats)
     # How the server under test was configured, read from it (not only when the bench launched it).
-    assert run["targets"][0]["server"]["stats"]["hexgrad/Kokoro-82M"]["settings"]["kokoro_batch_policy"]
+    assert run["targets"][0]["server"]["stats"]["hexgrad/Kokoro-82M"]["settings"]["batch_policy"]
     assert run["targets"][0]["server"]["ready"]["status"] == "ready"
     server_view = run["levels"][1]["server_view"]
     view = server_view["models"]["hexgrad/Kokoro-82M"]

@@ -141,8 +141,8 @@ def test_stats_show_each_models_settings_without_secrets():
     with serve_app(create_app(settings, engines={MODEL: FakeEngine()})) as base:
         response = httpx.get(f"{base}/stats", headers=AUTH)
     shown = response.json()[MODEL]["settings"]
-    assert shown["max_wait_ms"] == 7.5 and shown["kokoro_batch_policy"] == "auto" and shown["max_batch_size"] is None
-    assert not any(key.startswith("cartesia") for key in shown)  # Kokoro's section only
+    assert shown["max_wait_ms"] == 7.5 and shown["batch_policy"] == "auto" and shown["max_batch_size"] is None
+    assert "g2p_workers" in shown and "api_key" not in shown and "temperature" not in shown  # Kokoro's section only
     assert "sk_car_secret" not in response.text and KEY not in response.text
 
 

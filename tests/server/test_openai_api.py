@@ -16,7 +16,6 @@ import soundfile as sf
 
 from server.app import create_app
 from server.openai.protocol import is_openai_request
-from server.openai.speech import orpheus_tags
 from server.settings import Settings
 from tests.support.fake_engine import FakeEngine
 from tests.support.servers import serve_app
@@ -170,11 +169,6 @@ def test_the_dialect_rule():
     for extension in ("word_timestamps", "temperature", "max_tokens"):  # this server's Together extensions
         assert not is_openai_request({**body, extension: 1}, "OpenAI/Python 3.57.0", aliases)
     assert not is_openai_request(["not", "an", "object"], "OpenAI/Python", aliases)
-
-
-def test_orpheus_tags_from_instructions():
-    assert orpheus_tags("Sigh first, then laughing <gasp>; sigh again") == "<sigh> <laugh> <gasp> "
-    assert orpheus_tags("Speak calmly.") == "" and orpheus_tags(None) == ""
 
 
 def test_disconnecting_mid_stream_stops_synthesis():

@@ -14,7 +14,7 @@ def test_env_vars_are_read_when_settings_are_made(monkeypatch):
     s = Settings()
     assert s.models == ["hexgrad/Kokoro-82M", "cartesia/sonic"]
     assert [k.get_secret_value() for k in s.api_keys] == ["key-alpha-7", "key-beta-9"]
-    assert (s.max_queue_size, s.hosted_compat, s.cartesia_api_key.get_secret_value()) == (3, True, "cartesia-secret-42")
+    assert (s.max_queue_size, s.hosted_compat, s.cartesia.api_key.get_secret_value()) == (3, True, "cartesia-secret-42")
     assert "cartesia-secret-42" not in repr(s) and "key-alpha-7" not in repr(s)  # secrets never print
 
 

@@ -57,7 +57,7 @@ async def make_engine(make_settings: Callable[..., Settings]) -> AsyncIterator[C
     engines: list[CartesiaEngine] = []
 
     async def make(**overrides: Any) -> CartesiaEngine:
-        engine = CartesiaEngine("cartesia/sonic", make_settings(**overrides))
+        engine = CartesiaEngine("cartesia/sonic", make_settings(**overrides).cartesia)
         await engine.load()
         engines.append(engine)
         return engine

@@ -18,7 +18,7 @@ pytestmark = [
 
 @pytest.fixture
 async def live_engine():
-    engine = CartesiaEngine("cartesia/sonic", Settings())  # key, base URL and version from the environment
+    engine = CartesiaEngine("cartesia/sonic", Settings().cartesia)  # key, base URL and version from the environment
     await engine.load()
     yield engine
     await engine.close()

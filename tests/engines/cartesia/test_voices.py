@@ -149,10 +149,10 @@ async def test_operator_file_adds_and_overrides_names(make_engine, fake: FakeCar
 async def test_broken_operator_file_fails_at_load(make_settings, tmp_path: Path) -> None:
     extra = tmp_path / "voices.json"
     extra.write_text(json.dumps({"voices": [{"name": "x", "id": "not-a-uuid"}]}))
-    engine = CartesiaEngine("cartesia/sonic", make_settings(cartesia_voices_file=extra))
+    engine = CartesiaEngine("cartesia/sonic", make_settings(cartesia_voices_file=extra).cartesia)
     with pytest.raises(VoiceCatalogError, match="UUID"):
         await engine.load()
-    missing = CartesiaEngine("cartesia/sonic", make_settings(cartesia_voices_file=tmp_path / "nope.json"))
+    missing = CartesiaEngine("cartesia/sonic", make_settings(cartesia_voices_file=tmp_path / "nope.json").cartesia)
     with pytest.raises(VoiceCatalogError, match="TTS_CARTESIA_VOICES_FILE"):
         await missing.load()
 

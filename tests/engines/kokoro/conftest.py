@@ -28,7 +28,7 @@ def kokoro_engine(kokoro_settings):
 
     The model lives on the engine's worker thread, so tests in other event loops can use it.
     """
-    engine = KokoroEngine(MODEL, kokoro_settings)
+    engine = KokoroEngine(MODEL, kokoro_settings.kokoro)
     asyncio.run(engine.load())
     yield engine
     asyncio.run(engine.close())
@@ -40,7 +40,7 @@ async def make_kokoro(kokoro_dir):
     engines: list[KokoroEngine] = []
 
     async def make(**overrides) -> KokoroEngine:
-        engine = KokoroEngine(MODEL, kokoro_settings_for(kokoro_dir, **overrides))
+        engine = KokoroEngine(MODEL, kokoro_settings_for(kokoro_dir, **overrides).kokoro)
         await engine.load()
         engines.append(engine)
         return engine

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engines.base import SynthesisRequest
-from engines.kokoro.batcher import Work, buckets
+from engines.kokoro.work import Work, buckets
 from tests.engines.kokoro.test_engine import assert_close
 from tests.support.compile import recording_compile
 

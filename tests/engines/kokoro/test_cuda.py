@@ -32,7 +32,8 @@ async def speak(engine: KokoroEngine, **request) -> np.ndarray:
 
 
 def cuda_engine(settings, **overrides) -> KokoroEngine:
-    return KokoroEngine(MODEL, settings.model_copy(update={"device": "cuda", **overrides}))
+    """Kokoro's section on CUDA; ``overrides`` are its field names (batch_policy, device_pcm...)."""
+    return KokoroEngine(MODEL, settings.kokoro.model_copy(update={"device": "cuda", **overrides}))
 
 
 def test_cuda_audio_matches_cpu(kokoro_settings, kokoro_engine):
@@ -97,7 +98,7 @@ async def events(engine: KokoroEngine, **request) -> tuple[list[EncodedPcm], lis
 def test_cuda_device_pcm_resamples_encodes_g711_and_times_words(kokoro_settings, kokoro_engine, policy):
     """On CUDA the engine resamples and encodes on the device, under either batching policy: G.711 at
     8 kHz decodes to the device's own 16-bit output, and word timings match the CPU engine's."""
-    engine = cuda_engine(kokoro_settings, kokoro_batch_policy=policy, kokoro_device_pcm="on")
+    engine = cuda_engine(kokoro_settings, batch_policy=policy, device_pcm="on")
     base = dict(text="Hello from the GPU, with word timings.", voice="af_heart", seed=7, word_timestamps=True)
 
     def at(rate: int, encoding: str) -> dict:
@@ -138,7 +139,7 @@ async def cpu_word_timings(engine: KokoroEngine, request: dict) -> list:
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_cuda_requests_share_batched_decoder_calls_and_match_solo(kokoro_settings, compile):
     """The CUDA policy: one padded decoder call for concurrent requests, each equal to its solo run."""
-    engine = cuda_engine(kokoro_settings, max_wait_ms=3000, kokoro_compile=compile, kokoro_device_pcm="off")
+    engine = cuda_engine(kokoro_settings, max_wait_ms=3000, compile=compile, device_pcm="off")
 
     async def run():
         await engine.load()

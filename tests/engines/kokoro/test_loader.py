@@ -35,13 +35,13 @@ def test_partial_checkpoint_is_refused_not_silently_random(kokoro_dir, tmp_path)
 def test_local_directory_missing_files(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(WeightsUnavailable, match="kokoro-v1_0.pth"):
-        loader.weights_dir(Settings(kokoro_source=str(tmp_path)))
+        loader.weights_dir(Settings(kokoro_source=str(tmp_path)).kokoro)
 
 
 def test_offline_hub_source_says_what_to_do(tmp_path):
     settings = Settings(kokoro_source="hexgrad/Kokoro-82M", offline=True, cache_dir=tmp_path)
     with pytest.raises(WeightsUnavailable) as err:
-        loader.weights_dir(settings)
+        loader.weights_dir(settings.kokoro)
     message = err.value.message
     assert "tts-server download" in message and "--kokoro-source" in message and "TTS_KOKORO_SOURCE" in message
-    assert settings.kokoro_revision in message
+    assert settings.kokoro.revision in message

@@ -36,7 +36,7 @@ def record_work(engine, events: list) -> None:
 
 
 async def test_a_new_request_waits_for_at_most_the_decoder_slice_in_progress(make_kokoro):
-    # Forced durations (tests/support/kokoro_weights.py): every later segment is a multi-second decode here.
+    # Forced durations (benchmarks/models/kokoro.py): every later segment is a multi-second decode here.
     engine = await make_kokoro(kokoro_batch_policy="front", max_wait_ms=0, **SHORT_SEGMENTS)
     events: list = []
     record_work(engine, events)

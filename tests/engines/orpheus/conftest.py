@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.models.orpheus import build_all
 from engines.orpheus import loader
 from engines.orpheus.codec import SnacCodec
 from engines.orpheus.engine import OrpheusEngine
-from server.settings import ORPHEUS_MODEL, Settings
-from tests.engines.orpheus.tiny_weights import build_all
+from engines.orpheus.settings import ORPHEUS_MODEL
+from server.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ def settings_for(dirs: tuple[Path, Path], **overrides) -> Settings:
     values = {
         "models": [ORPHEUS_MODEL],
         "orpheus_source": str(lm),
-        "snac_source": str(snac),
+        "orpheus_snac_source": str(snac),
         "device": "cpu",
         "offline": True,
         "max_wait_ms": 20.0,
@@ -51,7 +52,7 @@ def orpheus_settings(orpheus_dirs) -> Settings:
 def orpheus_engine(orpheus_settings) -> Iterator[OrpheusEngine]:
     """Loaded through the production path. Jobs bind to the loop that submits them, so one engine
     serves every test's event loop."""
-    engine = OrpheusEngine(ORPHEUS_MODEL, orpheus_settings)
+    engine = OrpheusEngine(ORPHEUS_MODEL, orpheus_settings.orpheus)
     asyncio.run(engine.load())
     yield engine
     asyncio.run(engine.close())
@@ -76,14 +77,14 @@ def make_engine(orpheus_dirs, orpheus_parts, monkeypatch) -> Iterator[Callable[.
     def shared_parts(
         settings,
     ) -> loader.OrpheusComponents:  # the weights shared, the length as each engine's settings say
-        limit = loader.resolve_max_model_len(settings.orpheus_max_model_len, orpheus_parts.lm_path)
+        limit = loader.resolve_max_model_len(settings.max_model_len, orpheus_parts.lm_path)
         return dataclasses.replace(orpheus_parts, max_model_len=limit)
 
     monkeypatch.setattr(loader, "load_all", shared_parts)
     made: list[OrpheusEngine] = []
 
     async def make(**overrides) -> OrpheusEngine:
-        engine = OrpheusEngine(ORPHEUS_MODEL, settings_for(orpheus_dirs, **overrides))
+        engine = OrpheusEngine(ORPHEUS_MODEL, settings_for(orpheus_dirs, **overrides).orpheus)
         await engine.load()
         made.append(engine)
         return engine

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 
 from engines.base import SynthesisRequest
+from engines.orpheus.settings import ORPHEUS_MODEL
 from engines.orpheus.tokens import AUDIO_BASE, CODEBOOK_SIZE
-from server.settings import ORPHEUS_MODEL
 
 
 def audio_token_id(slot: int, code: int) -> int:

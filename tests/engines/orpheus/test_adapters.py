@@ -6,12 +6,13 @@ import json
 
 import pytest
 
+from benchmarks.models.orpheus import build_adapter
 from engines.base import SessionParams
 from engines.hub import WeightsUnavailable
 from engines.orpheus.adapters import load_adapters, split_target, vllm_lora_args
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.errors import Unsupported, http_status
-from server.settings import ORPHEUS_MODEL, Settings
-from tests.engines.orpheus.tiny_weights import build_adapter
+from server.settings import Settings
 
 BUILTIN = {"tara", "leo"}
 
@@ -26,9 +27,9 @@ def fake_adapter(directory, rank: int = 8):
 
 def test_settings_take_pairs_or_json_with_an_optional_trained_voice(monkeypatch):
     monkeypatch.setenv("TTS_ORPHEUS_ADAPTERS", "alice=/a/alice:tara, bob=/b/bob")
-    assert Settings().orpheus_adapters == {"alice": "/a/alice:tara", "bob": "/b/bob"}
+    assert Settings().orpheus.adapters == {"alice": "/a/alice:tara", "bob": "/b/bob"}
     monkeypatch.setenv("TTS_ORPHEUS_ADAPTERS", '{"carol": "/c/carol"}')
-    assert Settings().orpheus_adapters == {"carol": "/c/carol"}
+    assert Settings().orpheus.adapters == {"carol": "/c/carol"}
     monkeypatch.setenv("TTS_ORPHEUS_ADAPTERS", "no-equals-sign")
     with pytest.raises(ValueError, match="name=directory"):
         Settings()
@@ -60,7 +61,7 @@ def test_adapters_are_checked_at_load_with_the_path_in_the_message(tmp_path):
 
 
 def test_vllm_gets_lora_settings_only_with_adapters(tmp_path):
-    settings = Settings(orpheus_max_loras=3, orpheus_max_lora_rank=20)
+    settings = Settings(orpheus_max_loras=3, orpheus_max_lora_rank=20).orpheus
     assert vllm_lora_args(settings, {}) == {}
     adapters = load_adapters({"a": str(fake_adapter(tmp_path / "a", rank=16))}, BUILTIN, 20)
     args = vllm_lora_args(settings, adapters)
@@ -90,6 +91,6 @@ async def test_a_wrong_adapter_path_fails_the_load_before_the_model(tmp_path):
     from engines.orpheus.engine import OrpheusEngine
 
     missing = tmp_path / "missing-adapter"
-    engine = OrpheusEngine(ORPHEUS_MODEL, Settings(device="cpu", orpheus_adapters={"ghost": str(missing)}))
+    engine = OrpheusEngine(ORPHEUS_MODEL, Settings(device="cpu", orpheus_adapters={"ghost": str(missing)}).orpheus)
     with pytest.raises(WeightsUnavailable, match=str(missing)):
         await engine.load()  # no weights configured either: the adapter check comes first

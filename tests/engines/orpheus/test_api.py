@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.support.servers import serve_app
 

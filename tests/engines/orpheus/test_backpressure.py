@@ -13,8 +13,8 @@ import asyncio
 import pytest
 
 from engines.base import SessionParams, chunk_seconds
+from engines.orpheus.settings import ORPHEUS_MODEL
 from engines.orpheus.tokens import SAMPLE_RATE, SAMPLES_PER_FRAME
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.helpers import synthesize, wait_until
 
 MAX_BUFFERED_S = 0.3

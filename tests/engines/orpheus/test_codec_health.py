@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from engines.errors import ServiceUnavailable
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.engines.orpheus.helpers import request, synthesize, wait_until
 from tests.support.servers import serve_app

@@ -13,7 +13,7 @@ import torch
 
 from engines.device import free_memory
 from engines.orpheus.engine import OrpheusEngine
-from server.settings import ORPHEUS_MODEL
+from engines.orpheus.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.engines.orpheus.helpers import synthesize
 
@@ -22,7 +22,8 @@ FRAME = 2048
 
 
 def cuda_settings(dirs, **overrides):
-    return settings_for(dirs, **{"device": "cuda", "orpheus_backend": "transformers", **overrides})
+    """Orpheus's section on CUDA (what the engine receives)."""
+    return settings_for(dirs, **{"device": "cuda", "orpheus_backend": "transformers", **overrides}).orpheus
 
 
 def test_cuda_engine_streams_whole_frames_reproducibly_and_batches(orpheus_dirs):
@@ -122,11 +123,11 @@ def test_cuda_codec_compile_matches_the_eager_codec(orpheus_dirs):
 def test_cuda_vllm_backend_streams_whole_frames(tmp_path):
     """The vLLM backend on CUDA (where vLLM is installed): whole frames, a seed reproduces a request."""
     pytest.importorskip("vllm")
-    from tests.engines.orpheus.tiny_weights import VLLM_TINY, build_all
+    from benchmarks.models.orpheus import VLLM_TINY, build_all
 
     dirs = build_all(tmp_path, **VLLM_TINY)
     settings = settings_for(dirs, device="cuda", orpheus_backend="vllm", orpheus_max_model_len=1024)
-    first, again, many, stats = _run(OrpheusEngine(ORPHEUS_MODEL, settings), range(8))
+    first, again, many, stats = _run(OrpheusEngine(ORPHEUS_MODEL, settings.orpheus), range(8))
     assert first.size % FRAME == 0 and 0 < first.size <= 10 * FRAME and (first == again).all()
     assert all(a.size % FRAME == 0 for a in many) and stats["frames_invalid"] == 0
     assert stats["backend"] == "vllm" and stats["vllm_unfinished_requests"] == 0

@@ -12,16 +12,17 @@ from pydantic import ValidationError
 from engines.hub import WeightsUnavailable
 from engines.orpheus import loader
 from engines.orpheus.engine import OrpheusEngine
+from engines.orpheus.settings import ORPHEUS_MODEL
 from engines.registry import create_engine
 from server.errors import InvalidRequest, InvalidVoice, UnsupportedLanguage, http_status
-from server.settings import ORPHEUS_MODEL, Settings
+from server.settings import Settings
 from tests.engines.orpheus.helpers import request, synthesize, wait_until
 
 FRAME = 2048
 
 
 def test_registry_builds_the_engine(orpheus_settings):
-    engine = create_engine("orpheus", orpheus_settings)
+    engine = create_engine("orpheus", orpheus_settings.orpheus)
     assert isinstance(engine, OrpheusEngine) and engine.model_id == ORPHEUS_MODEL
     assert engine.sample_rate == 24000 and engine.languages == {"en"}
 
@@ -97,7 +98,7 @@ async def test_stats_expose_batching_and_grow_with_each_request(orpheus_engine):
 def test_snac_lookahead_must_be_at_least_one():
     with pytest.raises(ValidationError):
         Settings(orpheus_snac_lookahead_frames=0)
-    assert Settings(orpheus_snac_lookahead_frames=1).orpheus_snac_lookahead_frames == 1
+    assert Settings(orpheus_snac_lookahead_frames=1).orpheus.snac_lookahead_frames == 1
 
 
 async def test_a_session_is_planned_once_however_its_text_arrives(make_engine, monkeypatch):
@@ -122,7 +123,7 @@ async def test_warmup_runs(make_engine):
 
 
 def test_prefetch_names_both_local_directories(orpheus_settings, orpheus_dirs):
-    lines = OrpheusEngine.prefetch(orpheus_settings)
+    lines = OrpheusEngine.prefetch(orpheus_settings.orpheus)
     assert len(lines) == 2
     assert str(orpheus_dirs[0]) in lines[0] and str(orpheus_dirs[1]) in lines[1]
 
@@ -130,17 +131,17 @@ def test_prefetch_names_both_local_directories(orpheus_settings, orpheus_dirs):
 def test_offline_without_cache_is_a_clear_startup_error(tmp_path):
     settings = Settings(offline=True, cache_dir=tmp_path, device="cpu")
     with pytest.raises(WeightsUnavailable) as info:
-        OrpheusEngine.prefetch(settings)
+        OrpheusEngine.prefetch(settings.orpheus)
     assert "tts-server download" in info.value.message and "orpheus-source" in info.value.message
     with pytest.raises(WeightsUnavailable):  # the same error at startup, never at request time
-        asyncio.run(OrpheusEngine(ORPHEUS_MODEL, settings).load())
+        asyncio.run(OrpheusEngine(ORPHEUS_MODEL, settings.orpheus).load())
 
 
 def test_incomplete_local_directory_is_refused(tmp_path, orpheus_dirs):
     (tmp_path / "config.json").write_text("{}")
-    settings = Settings(orpheus_source=str(tmp_path), snac_source=str(orpheus_dirs[1]), device="cpu")
+    settings = Settings(orpheus_source=str(tmp_path), orpheus_snac_source=str(orpheus_dirs[1]), device="cpu")
     with pytest.raises(WeightsUnavailable) as info:
-        loader.lm_dir(settings)
+        loader.lm_dir(settings.orpheus)
     assert "tokenizer.json" in info.value.message
 
 
@@ -163,11 +164,14 @@ def test_max_model_len_defaults_to_the_models_own_limit_capped(tmp_path, positio
 def test_max_model_len_above_the_models_limit_is_a_load_error_naming_both(orpheus_dirs):
     # The tiny model allows 8192 positions; 9000 is refused before anything loads, naming both numbers.
     settings = Settings(
-        orpheus_source=str(orpheus_dirs[0]), snac_source=str(orpheus_dirs[1]), device="cpu", orpheus_max_model_len=9000
+        orpheus_source=str(orpheus_dirs[0]),
+        orpheus_snac_source=str(orpheus_dirs[1]),
+        device="cpu",
+        orpheus_max_model_len=9000,
     )
     for load in (loader.load_all, loader.load_for_vllm):
         with pytest.raises(ValueError, match=r"orpheus_max_model_len.* is 9000.*allows 8192 positions"):
-            load(settings)
+            load(settings.orpheus)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ BAD = {"text": "Poisoned words.", "voice": "zoe", "seed": 13, "max_tokens": 35}
 )
 def test_sampling_parameters_outside_safe_ranges_are_rejected(orpheus_settings, override):
     with pytest.raises(InvalidRequest) as err:
-        SamplingParams.resolve(orpheus_settings, override)
+        SamplingParams.resolve(orpheus_settings.orpheus, override)
     assert err.value.param == next(iter(override))
 
 

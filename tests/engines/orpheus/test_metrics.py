@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.reliability.test_observability import samples, value
 from tests.support.servers import serve_app

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.support.realtime import append, commit, connect, pcm_of, recv, until, wait_for_stats
 from tests.support.servers import serve_app

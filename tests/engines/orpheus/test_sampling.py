@@ -80,7 +80,7 @@ def test_a_row_depends_only_on_its_own_scores_and_uniform():
 
 
 def test_defaults_are_the_authors_and_requests_override_them():
-    settings = Settings()
+    settings = Settings().orpheus
     params = SamplingParams.resolve(settings, {})
     assert (params.temperature, params.top_p, params.repetition_penalty, params.max_tokens) == (0.6, 0.8, 1.3, 1197)
     override = SamplingParams.resolve(
@@ -97,7 +97,7 @@ def test_defaults_are_the_authors_and_requests_override_them():
 @pytest.mark.parametrize("overrides", [{"repetition_penalty": 1.05}, {"max_tokens": 9000}])
 def test_unusable_overrides_are_a_400(overrides):
     with pytest.raises(InvalidRequest) as info:
-        SamplingParams.resolve(Settings(), overrides)
+        SamplingParams.resolve(Settings().orpheus, overrides)
     assert http_status(info.value) == 400
     assert info.value.param == next(iter(overrides))
 

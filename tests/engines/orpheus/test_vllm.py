@@ -20,12 +20,12 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmarks.models.orpheus import VLLM_TINY, build_all
 from engines.base import SessionParams
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
 from tests.engines.orpheus.helpers import wait_until
-from tests.engines.orpheus.tiny_weights import VLLM_TINY, build_all
 from tests.reliability.helpers import assert_error
 from tests.support.servers import serve_app
 
@@ -191,7 +191,7 @@ def test_voices_tags_long_input_sampling_and_a_full_queue_on_vllm(server):
 def test_a_model_with_2048_positions_loads_without_flags(served):
     app, base = served
     body = httpx.get(f"{base}/stats", timeout=10).json()[ORPHEUS_MODEL]
-    assert body["settings"]["orpheus_max_model_len"] is None  # no flag given
+    assert body["settings"]["max_model_len"] is None  # no flag given (orpheus_max_model_len)
     assert body["max_model_len"] == POSITIONS  # the model's own limit, which vLLM accepted
     assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
 

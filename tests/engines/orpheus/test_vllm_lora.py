@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmarks.models.orpheus import VLLM_TINY, build_adapter, build_all
 from engines.hub import WeightsUnavailable
+from engines.orpheus.settings import ORPHEUS_MODEL
 from server.app import create_app
-from server.settings import ORPHEUS_MODEL
 from tests.engines.orpheus.conftest import settings_for
-from tests.engines.orpheus.tiny_weights import VLLM_TINY, build_adapter, build_all
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.vllm

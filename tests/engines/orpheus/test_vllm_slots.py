@@ -189,15 +189,15 @@ def test_the_engine_config_carries_the_processor_of_the_runner_vllm_selects(tmp_
     # (CUDA), V1 without it (this CPU build). Pretending Triton is there takes the CUDA default path.
     import vllm.config.vllm
 
+    from benchmarks.models.orpheus import VLLM_TINY, build_lm
     from engines.orpheus.vllm_backend import VllmRunner
     from tests.engines.orpheus.conftest import settings_for
-    from tests.engines.orpheus.tiny_weights import VLLM_TINY, build_lm
 
     build_lm(tmp_path / "lm", **VLLM_TINY)
     monkeypatch.delenv("VLLM_USE_V2_MODEL_RUNNER", raising=False)
     monkeypatch.setattr(vllm.config.vllm, "HAS_TRITON", triton)
     settings = settings_for((tmp_path / "lm", tmp_path / "snac"), orpheus_backend="vllm")
-    runner = VllmRunner(settings, tmp_path / "lm", tokenizer=None, codec=None, max_model_len=1024)
+    runner = VllmRunner(settings.orpheus, tmp_path / "lm", tokenizer=None, codec=None, max_model_len=1024)
     config = runner.engine_config()
     assert config.use_v2_model_runner is triton
     assert list(config.model_config.logits_processors) == [expected]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-CONFIG = Path(__file__).resolve().parent.parent / "data" / "kokoro-82m-config.json"
+CONFIG = Path(__file__).resolve().parent / "kokoro-82m-config.json"
 PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
 VOICES = ("af_heart", "af_bella", "bm_george", "ef_dora", "jf_alpha")
 
