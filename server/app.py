@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from server.routes import health, openai_speech, playground, realtime, speech, v
 from server.services.speech import SpeechService
 from server.settings import Settings
 from server.shutdown import Drain
+from server.tenants import TenantLimiter, TenantRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +60,22 @@ class VersionPrefix:
 def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. ``engines`` replaces the registry (API-layer tests pass a stand-in)."""
     pool = EnginePool(settings, engines)
+    tenants = TenantRegistry(settings)  # a broken tenants file stops the server here
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.api_keys:
-            logger.warning("no API keys configured (TTS_API_KEYS): the API is open to anyone who can reach it")
+        if not tenants.configured:
+            logger.warning(
+                "no API keys configured (TTS_API_KEYS, TTS_KEYS_FILE): the API is open to anyone who can reach it"
+            )
+        tenants.install_sighup()
+        watcher = asyncio.create_task(tenants.watch(), name="tenants-file-watch")
         pool.start()
         try:
             yield
         finally:
+            watcher.cancel()
+            tenants.remove_sighup()
             await pool.close()
 
     app = FastAPI(
@@ -79,7 +88,9 @@ def create_app(settings: Settings, engines: dict[str, Engine] | None = None) -> 
     app.state.engine_pool = pool
     app.state.metrics = metrics
     app.state.drain = drain
-    app.state.speech_service = SpeechService(pool, settings, metrics=metrics)
+    app.state.tenants = tenants
+    app.state.limiter = TenantLimiter()
+    app.state.speech_service = SpeechService(pool, settings, metrics=metrics, limiter=app.state.limiter)
     # Last added runs first: RequestLog (id, log line, metrics, drain) > RequestLimits (key before
     # body, body limits) > OpenAIDialect (sees every spelling of .../audio/speech) > VersionPrefix.
     app.add_middleware(VersionPrefix)

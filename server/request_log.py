@@ -43,6 +43,7 @@ class RequestTrace:
     first_audio_s: float | None = None
     error_code: str | None = None
     bytes_sent: int = 0
+    tenant: Any = None  # server.tenants.Tenant, set by authentication; the log names it, never its key
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -52,6 +53,7 @@ class RequestTrace:
             "event": "request",
             "time": round(time.time(), 3),
             "request_id": self.request_id,
+            "tenant": None if self.tenant is None else self.tenant.name,
             "method": self.method,
             "path": self.path,
             "route": self.route,
