@@ -153,7 +153,12 @@ class VllmDriver:
             self._stats["prefills"] += 1
             self._stats["max_lm_batch_size_seen"] = max(self._stats["max_lm_batch_size_seen"], self._sequences)
         try:
-            stream = self.llm.generate({"prompt_token_ids": segment.prompt}, params, request_id=f"orpheus-{self._ids}")
+            stream = self.llm.generate(
+                {"prompt_token_ids": segment.prompt},
+                params,
+                request_id=f"orpheus-{self._ids}",
+                priority=vllm_priority(job),
+            )
             async for output in stream:
                 self._progress = time.monotonic()
                 tokens = output.outputs[0].token_ids
@@ -204,3 +209,12 @@ class VllmDriver:
         due, self._due = self._due, []
         self._submit_scheduled = False
         self.codec.submit(due)
+
+
+VLLM_AGING_S = 10.0  # seconds since a request arrived that raise its segments' priority by one class
+
+
+def vllm_priority(job: Job[OrpheusRequest]) -> int:
+    """The priority of a segment's sequence: the request's class, less one per ``VLLM_AGING_S`` it has
+    existed, so a later segment of a long low-priority request is not starved (vLLM has no aging)."""
+    return job.priority - int((time.monotonic() - job.submitted_at) // VLLM_AGING_S)
