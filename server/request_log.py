@@ -78,10 +78,11 @@ def current() -> RequestTrace | None:
 
 
 class RequestLog:
-    def __init__(self, app: Any, *, metrics: Any, drain: Any) -> None:
+    def __init__(self, app: Any, *, metrics: Any, drain: Any, usage: Any = None) -> None:
         self.app = app
         self.metrics = metrics
         self.drain = drain
+        self.usage = usage  # server/tenants/usage.py: per-tenant accounting of speech requests
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -146,6 +147,8 @@ class RequestLog:
         total = trace.elapsed()
         try:
             self.metrics.observe(trace, total)
+            if self.usage is not None:
+                self.usage.record_trace(trace)
         except Exception:  # metrics must never break a response
             logger.exception("recording metrics failed")
         level = logging.DEBUG if trace.path in PROBES else logging.INFO
