@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from server.auth import require_admin
 from server.errors import InvalidRequest
@@ -38,13 +38,16 @@ def iso(seconds: float) -> str:
 
 
 @router.get("/v1/usage")
-async def usage_report(request: Request) -> dict:
+async def usage_report(
+    request: Request,
+    start: str | None = Query(None, alias="from", description="Unix seconds or ISO 8601 (default: the beginning)."),
+    end: str | None = Query(None, alias="to", description="Unix seconds or ISO 8601 (default: now)."),
+) -> dict:
     """Per tenant and model: requests by status, input characters, seconds of audio sent and the mean
-    time to first audio, over the hours that start in ``[from, to)`` (default: everything recorded)."""
+    time to first audio, over the hours that start in ``[from, to)``. Admin keys only (see README: Tenants)."""
     now = time.time()
-    start = parse_time(request.query_params.get("from"), "from", 0.0)
-    end = parse_time(request.query_params.get("to"), "to", now + 1)
-    if end <= start:
+    since, until = parse_time(start, "from", 0.0), parse_time(end, "to", now + 1)
+    if until <= since:
         raise InvalidRequest("'to' must be later than 'from'.", param="to")
-    data = await asyncio.to_thread(request.app.state.usage.store.query, start, end)
-    return {"object": "usage", "from": iso(start), "to": iso(end), "resolution": "hour", "data": data}
+    data = await asyncio.to_thread(request.app.state.usage.store.query, since, until)
+    return {"object": "usage", "from": iso(since), "to": iso(until), "resolution": "hour", "data": data}
