@@ -184,7 +184,11 @@ class RealtimeConnection:
         if item is None:
             item = await self._open_item(len(text))  # charges the item and its first text
         else:
-            self.service.limiter.charge_chars(self.tenant, len(text))  # 429 past a limit: this text is refused
+            try:  # past a limit this text is refused (the item goes on with what it has)
+                self.service.limiter.charge_chars(self.tenant, len(text))
+            except TTSError as err:
+                await self.fail(err, item.id)
+                return
         item.chars += len(text)
         await self.send(events.text_received(text, item.id))
         try:

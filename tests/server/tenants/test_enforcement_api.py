@@ -196,3 +196,22 @@ def test_broken_file_refuses_to_start(tmp_path, bad):
     path.write_text(bad)
     with pytest.raises(KeysFileError):
         create_app(Settings(keys_file=path), engines={MODEL: FakeEngine()})
+
+
+def test_websocket_append_past_chars_per_minute_is_refused_and_the_item_goes_on(fake_server, tenants_file):
+    keys = write_tenants(tenants_file, {"t": {"limits": {"chars_per_minute": 12}}})
+
+    async def scenario(base: str) -> None:
+        async with connect(base, model=MODEL, voice="alpha", api_key=keys["t"]) as ws:
+            await until(ws, "session.created")
+            await append(ws, "Hello ")  # 6
+            await append(ws, "there.")  # 12: at the limit, allowed
+            await append(ws, "!")  # 13: refused, naming the item
+            failed = (await until(ws, "conversation.item.tts.failed"))[-1]
+            assert failed["error"]["code"] == "chars_per_minute_exceeded" and failed["item_id"] == "tts_1"
+            await commit(ws)
+            await until(ws, "conversation.item.audio_output.done")
+
+    with fake_server(keys_file=tenants_file) as (base, engine):
+        asyncio.run(scenario(base))
+        assert engine.committed_texts == ["Hello there."]
