@@ -18,14 +18,11 @@ server can mark the model failed and restart it. An exception in ``is_ready`` fa
 Backpressure lives in :class:`engines.job.Job` (``max_buffered_s``): a backlogged job is left out
 of steps until its consumer catches up.
 
-Priority: each job has a plain int (lower first; the server maps its tenants' classes to it).
-Queued jobs are admitted best first, and every ``aging_steps`` steps a job spends queued raise it
-by one, so lower classes are never starved: a ``batch`` job waits at most ``2 * aging_steps`` steps
-to rank with fresh ``interactive`` ones. When the batch is full and a queued job of a better class
-(by its own class and with aging) waits, the worst active job is *parked*: back to the queue, its
-state intact, resumed later where it stopped (engines decide what parking costs them; Orpheus
-frees the job's cache rows and recomputes them on return). So a queue and a batch full of
-``batch`` work delay an ``interactive`` request by at most the step in progress.
+Priority: queued jobs are admitted best class first, with aging (:mod:`engines.wait_queue`). When
+the batch is full and a queued job of a better class waits, the worst active job is *parked*: back
+to the queue, its state intact, resumed later where it stopped (engines decide what parking costs
+them; Orpheus frees the job's cache rows and recomputes them on return). So a queue and a batch
+full of ``batch`` work delay an ``interactive`` request by at most the step in progress.
 """
 
 from __future__ import annotations
@@ -44,11 +41,11 @@ from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, Histogram
 from engines.job import Job
 from engines.memory import release_free_memory
+from engines.wait_queue import AGING_STEPS, WaitQueue
 
 logger = logging.getLogger(__name__)
 
 StepFn = Callable[[Sequence[Job[Any]]], None]
-AGING_STEPS = 100  # steps queued that raise a job's priority by one class
 
 
 class BatchWorker:
@@ -78,11 +75,9 @@ class BatchWorker:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_size = max_queue_size
-        self._pending: collections.deque[Job[Any]] = collections.deque()
-        self.aging_steps = max(1, aging_steps)
+        self._pending = WaitQueue(aging_steps)
         self.preempt = preempt  # park a worse active job for a better queued one (see the module docstring)
         self._submitted = 0
-        self._steps_total = 0  # read and written under the lock
         self._active: list[Job[Any]] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -177,35 +172,9 @@ class BatchWorker:
             job.priority = priority
             self._submitted += 1
             job.seq = self._submitted
-            self._enqueue(job)
+            self._pending.push(job)
             self._cond.notify()
         return job
-
-    # -- priority (under the lock) ----------------------------------------------------------------
-    def _enqueue(self, job: Job[Any]) -> None:
-        job.queued_at_step = self._steps_total
-        self._pending.append(job)
-
-    def _dequeue(self, job: Job[Any]) -> None:
-        self._pending.remove(job)
-        job.waited_steps += self._steps_total - (job.queued_at_step or 0)
-        job.queued_at_step = None
-
-    def _effective(self, job: Job[Any]) -> int:
-        """The job's priority less its aging credit (steps queued, including now if it is queued)."""
-        waited = job.waited_steps
-        if job.queued_at_step is not None:
-            waited += self._steps_total - job.queued_at_step
-        return job.priority - waited // self.aging_steps
-
-    def _best_pending(self) -> Job[Any]:
-        return min(self._pending, key=lambda j: (self._effective(j), j.seq))
-
-    def _victim(self, best: Job[Any]) -> Job[Any] | None:
-        """The active job ``best`` may park: of a worse class, and not aged up to ``best``'s rank."""
-        rank = self._effective(best)
-        worse = [j for j in self._active if j.priority > best.priority and self._effective(j) > rank]
-        return max(worse, key=lambda j: (self._effective(j), j.seq)) if worse else None
 
     def snapshot(self) -> dict[str, Any]:
         with self._stats_lock:
@@ -292,23 +261,23 @@ class BatchWorker:
                 ready = [j for j in self._active if self._ready(j)]
                 runnable = len(ready) + sum(1 for j in self._active if j.steps == 0 and j not in ready)
                 while self._pending and runnable < self.max_batch_size:
-                    job = self._best_pending()
-                    self._dequeue(job)
+                    job = self._pending.best()
+                    self._pending.take(job)
                     self._active.append(job)
                     runnable += 1
                     if self._ready(job):
                         ready.append(job)
                 # Full: a queued job of a better class takes the place of the worst active one now.
                 while self.preempt and self._pending:
-                    job = self._best_pending()
-                    victim = self._victim(job)
+                    job = self._pending.best()
+                    victim = self._pending.victim(job, self._active)
                     if victim is None:
                         break
                     self._active.remove(victim)
                     if victim in ready:
                         ready.remove(victim)
-                    self._enqueue(victim)
-                    self._dequeue(job)
+                    self._pending.push(victim)
+                    self._pending.take(job)
                     self._active.append(job)
                     if self._ready(job):
                         ready.append(job)
@@ -370,7 +339,7 @@ class BatchWorker:
                 continue
             self._count("steps", batch_size=len(batch))
             with self._cond:
-                self._steps_total += 1
+                self._pending.steps += 1
             now = time.monotonic()
             if any(job.steps == 0 for job in batch):
                 with self._stats_lock:
