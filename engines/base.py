@@ -108,6 +108,9 @@ class SessionParams:
     # Together's ``extra_params.pronunciation_dict``, parsed: (source, replacement) pairs, the
     # request's own entries merged over the server-wide dictionary (engines/pronunciation.py).
     pronunciations: tuple[tuple[str, str], ...] = ()
+    # Scheduling class: lower is admitted first (vLLM's convention). The server maps its tenants'
+    # interactive/standard/batch to -1/0/1; engines only compare the numbers.
+    priority: int = 0
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

@@ -44,6 +44,11 @@ class Job(Generic[S]):
         self.finished = False
         self.failed = False
         self.steps = 0  # worker steps this job took part in
+        # Scheduling (engines/worker.py): lower is admitted first; waiting earns an aging credit.
+        self.priority = 0
+        self.seq = 0  # submission order, the tie-break within a priority
+        self.waited_steps = 0  # worker steps spent queued (before admission and while parked)
+        self.queued_at_step: int | None = None  # the worker's step count when it last joined the queue
         self.submitted_at = time.monotonic()
         self.max_buffered_s = max_buffered_s
         self._buffered_s = 0.0  # audio emitted and not yet taken by the consumer

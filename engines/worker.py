@@ -17,6 +17,12 @@ server can mark the model failed and restart it. An exception in ``is_ready`` fa
 
 Backpressure lives in :class:`engines.job.Job` (``max_buffered_s``): a backlogged job is left out
 of steps until its consumer catches up.
+
+Priority: queued jobs are admitted best class first, with aging (:mod:`engines.wait_queue`). When
+the batch is full and a queued job of a better class waits, the worst active job is *parked*: back
+to the queue, its state intact, resumed later where it stopped (engines decide what parking costs
+them; Orpheus frees the job's cache rows and recomputes them on return). So a queue and a batch
+full of ``batch`` work delay an ``interactive`` request by at most the step in progress.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from engines.errors import Overloaded, ServiceUnavailable, as_tts_error
 from engines.histogram import LATENCY_BUCKETS, Histogram
 from engines.job import Job
 from engines.memory import release_free_memory
+from engines.wait_queue import AGING_STEPS, WaitQueue
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,8 @@ class BatchWorker:
         watchdog_s: float | None = None,
         max_buffered_s: float | None = None,
         device: Any = None,
+        aging_steps: int = AGING_STEPS,
+        preempt: bool = True,
     ) -> None:
         self.name = name
         self.device = device  # the model's device: the worker thread binds it (cuda:N) before any step
@@ -66,7 +75,9 @@ class BatchWorker:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_size = max_queue_size
-        self._pending: collections.deque[Job[Any]] = collections.deque()
+        self._pending = WaitQueue(aging_steps)
+        self.preempt = preempt  # park a worse active job for a better queued one (see the module docstring)
+        self._submitted = 0
         self._active: list[Job[Any]] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -88,6 +99,7 @@ class BatchWorker:
             "batch_size_histogram": collections.Counter(),
             # Steps that started at least one request: do concurrent arrivals share their first step?
             "first_step_batch_histogram": collections.Counter(),
+            "jobs_parked": 0,  # active jobs sent back to the queue for a better-priority one
         }
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -138,7 +150,7 @@ class BatchWorker:
         """Requests holding a place: queued ones whose client is still there, and active ones."""
         return sum(not job.cancelled for job in self._pending) + len(self._active)
 
-    def submit(self, state: Any) -> Job[Any]:
+    def submit(self, state: Any, priority: int = 0) -> Job[Any]:
         job: Job[Any] = Job(
             state,
             asyncio.get_running_loop(),
@@ -157,7 +169,10 @@ class BatchWorker:
                 raise Overloaded(
                     f"The server is at capacity for this model ({self.max_queue_size} requests). Retry shortly."
                 )
-            self._pending.append(job)
+            job.priority = priority
+            self._submitted += 1
+            job.seq = self._submitted
+            self._pending.push(job)
             self._cond.notify()
         return job
 
@@ -246,11 +261,27 @@ class BatchWorker:
                 ready = [j for j in self._active if self._ready(j)]
                 runnable = len(ready) + sum(1 for j in self._active if j.steps == 0 and j not in ready)
                 while self._pending and runnable < self.max_batch_size:
-                    job = self._pending.popleft()
+                    job = self._pending.best()
+                    self._pending.take(job)
                     self._active.append(job)
                     runnable += 1
                     if self._ready(job):
                         ready.append(job)
+                # Full: a queued job of a better class takes the place of the worst active one now.
+                while self.preempt and self._pending:
+                    job = self._pending.best()
+                    victim = self._pending.victim(job, self._active)
+                    if victim is None:
+                        break
+                    self._active.remove(victim)
+                    if victim in ready:
+                        ready.remove(victim)
+                    self._pending.push(victim)
+                    self._pending.take(job)
+                    self._active.append(job)
+                    if self._ready(job):
+                        ready.append(job)
+                    self._count("jobs_parked")
                 if not ready and self._active and not leaving:
                     self._cond.wait(0.05)
                     continue
@@ -307,6 +338,8 @@ class BatchWorker:
             if not batch:
                 continue
             self._count("steps", batch_size=len(batch))
+            with self._cond:
+                self._pending.steps += 1
             now = time.monotonic()
             if any(job.steps == 0 for job in batch):
                 with self._stats_lock:

@@ -1,48 +1,60 @@
-"""Optional bearer-key authentication (keys come from settings and are never logged)."""
+"""Bearer-key authentication: which tenant calls (keys come from settings or the tenants file, never logged).
+
+Every authenticated connection carries its tenant as ``connection.state.tenant`` (and on the
+request's trace, whose log line names it): a :class:`server.tenants.Tenant`, or the unlimited
+``default`` tenant when the server has no keys or the key is a plain ``TTS_API_KEYS`` one.
+"""
 
 from __future__ import annotations
 
-import hmac
-
-from fastapi import Request
 from starlette.requests import HTTPConnection
 
-from server.errors import AuthenticationFailed
+from server.errors import AuthenticationFailed, Forbidden
+from server.request_log import current
+from server.tenants import DEFAULT_TENANT, Tenant
 
 
-def require_api_key(request: Request) -> None:  # a WebSocket works too (same headers)
-    keys = request.app.state.settings.api_keys
-    if not keys:
+def require_api_key(request: HTTPConnection) -> None:  # a Request or a WebSocket (same headers)
+    registry = request.app.state.tenants
+    if not registry.configured:
+        attach(request, DEFAULT_TENANT)
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key")
-    check_key(keys, token)
+    attach(request, registry.authenticate(token))
 
 
-def check_key(keys, token: str) -> None:
-    """Raise unless ``token`` is one of ``keys`` (the configured SecretStr keys)."""
-    supplied = token.strip().encode()
-    # Compare against every key, in constant time each, so timing reveals nothing about which matched.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(supplied, key.get_secret_value().encode())
-    if not matched:
-        raise AuthenticationFailed("Invalid API key.")
+def attach(connection: HTTPConnection, tenant: Tenant) -> None:
+    connection.state.tenant = tenant
+    trace = current()
+    if trace is not None:
+        trace.tenant = tenant
 
 
 def require_api_key_or_query(connection: HTTPConnection) -> None:
     """Bearer header, or ``?api_key=`` for clients that cannot set headers (browsers' WebSocket)."""
-    keys = connection.app.state.settings.api_keys
+    registry = connection.app.state.tenants
     query_key = connection.query_params.get("api_key")
-    if keys and query_key and "authorization" not in connection.headers:
-        check_key(keys, query_key)
+    if registry.configured and query_key and "authorization" not in connection.headers:
+        attach(connection, registry.authenticate(query_key))
         return
-    require_api_key(connection)  # type: ignore[arg-type]
+    require_api_key(connection)
+
+
+def tenant_of(connection: HTTPConnection) -> Tenant:
+    """The connection's tenant, authenticating it first if no layer has yet."""
+    tenant = getattr(connection.state, "tenant", None)
+    if tenant is None:
+        require_api_key(connection)
+        tenant = connection.state.tenant
+    return tenant
 
 
 def require_admin(connection: HTTPConnection) -> None:
-    """Changes that every client sees (saving and deleting voices): any valid key under plain ``TTS_API_KEYS``,
-    open when no keys are configured, as the rest of the API. Tenants (issue 21) narrow this to admin keys."""
-    require_api_key(connection)  # type: ignore[arg-type]
+    """Admin routes: anyone without keys, any plain ``TTS_API_KEYS`` key without a tenants file, and
+    otherwise only a tenant flagged ``admin`` (else 403)."""
+    tenant = tenant_of(connection)
+    if not tenant.admin:
+        raise Forbidden(f"Tenant '{tenant.name}' is not an admin.", code="admin_required")

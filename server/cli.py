@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from server import settings_doc, settings_layout
 from server.errors import APIError
 from server.settings import Settings
+from server.tenants.keyfile import KeysFileError
 
 logger = logging.getLogger("tts-server")
 
@@ -101,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             print("tts-server: `bench` comes with the benchmarks package, which is not installed", file=sys.stderr)
             return 2
         return bench(argv[1:])
+    if argv[:1] == ["keys"]:  # tts-server keys add NAME: the tenants file (server/tenants/)
+        from server.tenants.cli import main as keys
+
+        return keys(argv[1:])
     parser = argparse.ArgumentParser(prog="tts-server", description="Together-compatible text-to-speech server.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bench", help="Latency and throughput of speech endpoints (`tts-server bench --help`).")
+    sub.add_parser("keys", help="Add a tenant's key to the tenants file (`tts-server keys add --help`).")
     _add_settings_flags(sub.add_parser("serve", help="Start the HTTP server (default model: Kokoro)."))
     _add_settings_flags(sub.add_parser("download", help="Prefetch the configured models' weights."))
     config = sub.add_parser("config", help="Print the effective settings as JSON (secrets masked).")
@@ -129,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             serve(settings)
     except APIError as exc:
         print(f"tts-server: {exc.message}", file=sys.stderr)
+        return 1
+    except KeysFileError as exc:  # TTS_KEYS_FILE unusable at startup
+        print(f"tts-server: tenants file {settings.keys_file}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -37,6 +37,7 @@ __all__ = [
     "APIError",
     "AuthenticationFailed",
     "DeadlineExceeded",
+    "Forbidden",
     "HTTPError",
     "InputTooLong",
     "InternalError",
@@ -66,6 +67,12 @@ class AuthenticationFailed(TTSError):
     code = "invalid_api_key"
 
 
+class Forbidden(TTSError):
+    """The key is valid but its tenant may not do this (a model outside its list, an admin route)."""
+
+    code = "forbidden"
+
+
 class DeadlineExceeded(TTSError):
     """The request ran past its deadline (``TTS_REQUEST_TIMEOUT_S``)."""
 
@@ -84,6 +91,7 @@ class HTTPError(TTSError):
 # Most specific first: the first class an error is an instance of decides its status and type.
 _HTTP: tuple[tuple[type[TTSError], int, str], ...] = (
     (AuthenticationFailed, 401, "invalid_request_error"),
+    (Forbidden, 403, "permission_error"),
     (InvalidRequest, 400, "invalid_request_error"),
     (ModelNotFound, 404, "invalid_request_error"),
     (VoiceNotFound, 404, "invalid_request_error"),

@@ -40,9 +40,9 @@ class RequestLimits:
         if scope["type"] != "http":  # the websocket route checks its key itself (it also takes ?api_key=)
             await self.app(scope, receive, send)
             return
-        if self.settings.api_keys and needs_key(canonical(scope["path"])):
-            try:
-                require_api_key(HTTPConnection(scope))  # type: ignore[arg-type]
+        if needs_key(canonical(scope["path"])):
+            try:  # also names the tenant (scope state and the request's trace) for the route and the log
+                require_api_key(HTTPConnection(scope))
             except AuthenticationFailed as err:
                 await send_asgi_error(send, err)
                 return

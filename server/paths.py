@@ -21,6 +21,7 @@ ROUTES = frozenset(
         WEBSOCKET,
         "/v1/voices",
         "/v1/models",
+        "/v1/usage",
         "/stats",
         *PUBLIC,
     }

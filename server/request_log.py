@@ -43,6 +43,7 @@ class RequestTrace:
     first_audio_s: float | None = None
     error_code: str | None = None
     bytes_sent: int = 0
+    tenant: Any = None  # server.tenants.Tenant, set by authentication; the log names it, never its key
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -52,6 +53,7 @@ class RequestTrace:
             "event": "request",
             "time": round(time.time(), 3),
             "request_id": self.request_id,
+            "tenant": None if self.tenant is None else self.tenant.name,
             "method": self.method,
             "path": self.path,
             "route": self.route,
@@ -76,10 +78,11 @@ def current() -> RequestTrace | None:
 
 
 class RequestLog:
-    def __init__(self, app: Any, *, metrics: Any, drain: Any) -> None:
+    def __init__(self, app: Any, *, metrics: Any, drain: Any, usage: Any = None) -> None:
         self.app = app
         self.metrics = metrics
         self.drain = drain
+        self.usage = usage  # server/tenants/usage.py: per-tenant accounting of speech requests
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -144,6 +147,8 @@ class RequestLog:
         total = trace.elapsed()
         try:
             self.metrics.observe(trace, total)
+            if self.usage is not None:
+                self.usage.record_trace(trace)
         except Exception:  # metrics must never break a response
             logger.exception("recording metrics failed")
         level = logging.DEBUG if trace.path in PROBES else logging.INFO

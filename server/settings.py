@@ -67,6 +67,14 @@ class Settings(EngineDefaults, BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         [], description="Comma-separated bearer keys clients must send; empty means open access."
     )
+    keys_file: Path | None = Field(
+        None,
+        description="Tenants file (YAML or JSON): named keys with models, limits, priority (README: Tenants); "
+        "re-read on SIGHUP and when it changes. TTS_API_KEYS stay valid as unnamed keys without limits.",
+    )
+    keys_file_poll_s: float = Field(
+        5.0, ge=0, description="How often to check the tenants file for changes, in seconds (0: only on SIGHUP)."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Logging level.")
     torch_threads: int | None = Field(None, description="torch intra-op threads on CPU (default: torch's).")
 

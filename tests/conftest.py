@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from benchmarks.models.kokoro import build_random_kokoro
 # On a 2-core machine one intra-op thread is faster than two once anything else runs.
 torch.set_num_threads(int(os.environ.get("TTS_TEST_TORCH_THREADS", "1")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach for the Hub
+# What servers under test persist (usage records) goes to a scratch directory, never the user's own.
+os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="tts-tests-data-"))
 
 
 def pytest_collection_modifyitems(config, items):

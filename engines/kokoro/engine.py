@@ -243,7 +243,7 @@ class KokoroSession(WorkerSession):
         self._input_ended = False
 
     def _submit(self) -> Job[KokoroRequest]:
-        job = self._engine._worker.submit(self._request)
+        job = self._engine._worker.submit(self._request, priority=self.params.priority)
         self._feeder = asyncio.create_task(self._phonemize(job), name=f"kokoro-g2p-{self.params.request_id}")
         return job
 

@@ -17,6 +17,10 @@ then decodes ahead of the others. The most urgent chunk is:
 
 Throughput is unchanged: the same decoder work runs, only its order moves (a step's overhead is
 microseconds against slices of tens of milliseconds or more).
+
+Priority comes first: a request of a better class (``SessionParams.priority``, lower first) is
+decoded before the others, in the order above within its class. A prepared chunk passed over
+gains one class every ``AGING_SLICES`` slices it waits, so lower classes still make progress.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engines.kokoro.timestamps import SAMPLE_RATE
 from engines.kokoro.work import Work, buckets
+
+AGING_SLICES = 50  # decoder slices a prepared chunk waits before it ranks one class higher
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +63,7 @@ class Prepared:
     entry: Work
     prosody: Prosody
     stages: Stages | None = None  # the decode in progress
+    passed_over: int = 0  # slices decoded for others while this chunk waited (its aging credit)
 
 
 def prepare_and_decode_one(batcher: StepHost, work: list[Work], jobs: Sequence[Job[KokoroRequest]]) -> None:
@@ -69,7 +76,10 @@ def prepare_and_decode_one(batcher: StepHost, work: list[Work], jobs: Sequence[J
     waiting = [job.state.prepared for job in jobs if job.state.prepared is not None and not job.cancelled]
     if not waiting:
         return
-    task = min(waiting, key=lambda prepared: urgency(prepared.entry))
+    task = min(waiting, key=lambda p: (p.entry.job.priority - p.passed_over // AGING_SLICES, urgency(p.entry)))
+    for other in waiting:
+        if other is not task:
+            other.passed_over += 1
     request = task.entry.request
     try:
         if task.stages is None:

@@ -265,7 +265,7 @@ class OrpheusSession(WorkerSession):
         self._pronouncer = Pronouncer(params.pronunciations)  # text only: /IPA/ entries are left as written
 
     def _submit(self) -> Job[OrpheusRequest]:
-        return self._worker.submit(self._request)
+        return self._worker.submit(self._request, priority=self.params.priority)
 
     async def _release(self, job: Job[OrpheusRequest], segments: list[str]) -> None:
         self._request.add_texts([self._pronouncer.rewrite(segment).text for segment in segments])

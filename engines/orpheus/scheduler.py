@@ -27,6 +27,12 @@ the others' rows go on untouched. Only the batched decode forward is shared; if 
 worker fails the step's requests and the cache starts empty. A request whose reader lags
 (:func:`lagging`) gets no new rows until it catches up; rows it holds finish their segment.
 
+Priority: the worker hands the step its jobs with a parked job left out (engines/worker.py: a
+higher-priority request took its place). Its rows leave at once, keeping the tokens they had
+collected; when the job returns, each segment is prefilled with its prompt *and* those tokens and
+its sampler resumes at the same counter, so the audio goes on where it stopped (as vLLM's
+preemption by recomputation). Head segments are admitted in priority order.
+
 Why not transformers' ``ContinuousBatchingManager``: it samples the whole batch with one
 ``torch.multinomial`` (no per-request seed), its logits processors cannot express "the next slot's
 4,096 audio ids", and it runs its own thread and queues next to our worker's.
@@ -51,7 +57,7 @@ from engines.orpheus.codec_stage import CodecItem, CodecStage
 from engines.orpheus.requests import OrpheusRequest, Segment, lagging
 from engines.orpheus.sampling import AudioHead, columns_to_tokens, counter_uniforms, sample_columns
 from engines.orpheus.slot_cache import SlotCache
-from engines.orpheus.tokens import CODEBOOK_SIZE, FRAME_TOKENS, prompt_ids
+from engines.orpheus.tokens import AUDIO_BASE, CODEBOOK_SIZE, FRAME_TOKENS, prompt_ids
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +110,7 @@ class OrpheusScheduler:
             "tokens_generated": 0,
             "prefills": 0,
             "sequences_evicted": 0,
+            "sequences_parked": 0,
             "frames_invalid": 0,
             "max_lm_batch_size_seen": 0,
             "lm_batch_size_histogram": collections.Counter(),
@@ -121,6 +128,7 @@ class OrpheusScheduler:
         started = time.perf_counter()
         try:
             with torch.inference_mode():
+                self._park_absent(jobs)
                 launched = self._decode() if self.rows else None
                 self._collect(keep_last=launched is not None)
                 self._retire()
@@ -274,10 +282,22 @@ class OrpheusScheduler:
             self.rows[index] = self.rows[last]
             self.rows.pop()
 
+    # -- 0. parking ---------------------------------------------------------------------------
+    def _park_absent(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
+        """Rows of jobs the worker parked leave now; their segments keep what they generated."""
+        present = {id(job) for job in jobs}
+        parked = [i for i, row in enumerate(self.rows) if id(row.job) not in present and not row.job.finished]
+        for index in parked:
+            self.rows[index].segment.generating = False  # tokens in flight are dropped and sampled again
+        if parked:
+            self._remove(parked, drop=True)
+            self._count(sequences_parked=len(parked))
+
     # -- 4. admission -------------------------------------------------------------------------
     def _admit(self, jobs: Sequence[Job[OrpheusRequest]]) -> None:
         for job in jobs:
             self._isolated(job, "absorb", job.state.absorb)
+        jobs = sorted(jobs, key=lambda job: job.priority)  # stable: arrival order within a class
         # Failed requests take nothing; a lagging reader's request waits for rows until it catches up.
         jobs = [job for job in jobs if not job.finished and not lagging(job)]
         admitted: list[tuple[Job[OrpheusRequest], Segment]] = []
@@ -339,12 +359,16 @@ class OrpheusScheduler:
             segment.done, segment.generating = True, False
             return
         p = request.params
-        row = _Row(job, segment, budget, length=len(segment.prompt), sampled=1)
+        done = list(segment.tokens)  # a parked segment resumes after the tokens it had
+        ids = segment.prompt + done
+        row = _Row(job, segment, budget, length=len(ids), sampled=len(done) + 1)
         index = len(self.rows)
         self.cache.reset_row(
             index, seed=segment.seed, temperature=p.temperature, top_p=p.top_p, penalty=p.repetition_penalty
         )
-        self._sample(self.cache.prefill(index, segment.prompt), slice(index, index + 1))
+        if done:
+            self.cache.resume_row(index, done, AUDIO_BASE)
+        self._sample(self.cache.prefill(index, ids), slice(index, index + 1))
         self.rows.append(row)
         self._count(prefills=1)
 

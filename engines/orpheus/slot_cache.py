@@ -93,6 +93,18 @@ class SlotCache:
         self.top_p[row] = top_p
         self.penalty[row] = penalty
 
+    def resume_row(self, row: int, tokens: list[int], audio_base: int) -> None:
+        """A sequence that left its row (parked for a higher-priority request) comes back with ``tokens``
+        already sampled: its sampler continues with the same counter, frame slot and repetition memory."""
+        n = len(tokens)
+        self.counters[row] = n
+        self.slots[row] = n % FRAME_TOKENS
+        if n:
+            positions = torch.arange(n) % FRAME_TOKENS
+            codes = torch.tensor(tokens, dtype=torch.long) - audio_base - positions * CODEBOOK_SIZE
+            valid = (codes >= 0) & (codes < CODEBOOK_SIZE)
+            self.seen[row, positions[valid].to(self.device), codes[valid].to(self.device)] = True
+
     def move_row(self, source: int, target: int, length: int) -> None:
         """Row ``source`` takes the place of ``target`` (which left): only its ``length`` KV columns move."""
         if source == target:

@@ -91,6 +91,9 @@ class VllmRunner(VllmDriver):
             logits_processors=[processor],
             disable_log_stats=True,
             **vllm_lora_args(s, self.adapters),
+            # Requests carry the tenant's class (SessionParams.priority; lower first, as here): vLLM
+            # admits by it and preempts lower-priority sequences for higher ones when it is full.
+            scheduling_policy="priority",
         )
 
     def engine_config(self) -> Any:
@@ -228,7 +231,7 @@ class VllmRunner(VllmDriver):
             jobs = list(self._jobs)
         return sum(not job.finished and not job.cancelled for job in jobs)
 
-    def submit(self, state: OrpheusRequest) -> Job[OrpheusRequest]:
+    def submit(self, state: OrpheusRequest, priority: int = 0) -> Job[OrpheusRequest]:
         loop = self.loop
         if self.fault is not None:
             raise ServiceUnavailable(
@@ -247,6 +250,7 @@ class VllmRunner(VllmDriver):
             on_drained=self.wake,
         )
         job.runner = self
+        job.priority = priority
         with self._lock:
             self._jobs[job] = None
         loop.call_soon_threadsafe(self._start_job, job)

@@ -169,6 +169,7 @@ class VllmDriver:
                 params,
                 request_id=f"orpheus-{self._ids}",
                 lora_request=self.lora_request(request.adapter) if request.adapter else None,
+                priority=vllm_priority(job),
             )
             async for output in stream:
                 self._progress = time.monotonic()
@@ -228,3 +229,12 @@ class VllmDriver:
         due, self._due = self._due, []
         self._submit_scheduled = False
         self.codec.submit(due)
+
+
+VLLM_AGING_S = 10.0  # seconds since a request arrived that raise its segments' priority by one class
+
+
+def vllm_priority(job: Job[OrpheusRequest]) -> int:
+    """The priority of a segment's sequence: the request's class, less one per ``VLLM_AGING_S`` it has
+    existed, so a later segment of a long low-priority request is not starved (vLLM has no aging)."""
+    return job.priority - int((time.monotonic() - job.submitted_at) // VLLM_AGING_S)

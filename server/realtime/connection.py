@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +26,22 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engines.base import Engine, EngineSession, SessionParams, WordTimings
-from server.errors import InputTooLong, InvalidRequest, Overloaded, ServiceUnavailable, TTSError, as_tts_error
+from server.errors import (
+    InputTooLong,
+    InvalidRequest,
+    Overloaded,
+    ServiceUnavailable,
+    TTSError,
+    as_tts_error,
+    http_status,
+)
 from server.json_depth import json_depth
 from server.realtime import protocol as events
 from server.realtime.items import item_audio, item_params, tempo, validate
 from server.realtime.protocol import SessionOptions
-from server.services.speech import PreparedSpeech, SpeechService
+from server.services.speech import PreparedSpeech, SpeechService, check_model
 from server.settings import Settings
+from server.tenants import DEFAULT_TENANT, StreamSlot, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +56,26 @@ class Item:
     speed: float  # the time-stretch the server applies (1.0: the model speaks at the asked speed itself)
     chars: int = 0
     failed: bool = False
+    slot: StreamSlot | None = None  # the tenant's concurrent stream, held until the item's audio ends
+    prepared: PreparedSpeech | None = None
+    opened_at: float = 0.0  # time.monotonic() of its first text (first-audio latency counts from here)
+    status: int | None = None  # as an HTTP request's: 200 spoken, 499 cut off, else its error's status
 
 
 FAREWELL_TIMEOUT_S = 2.0
 
 
 class RealtimeConnection:
-    def __init__(self, websocket: WebSocket, service: SpeechService, engine: Engine, options: SessionOptions) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        service: SpeechService,
+        engine: Engine,
+        options: SessionOptions,
+        tenant: Tenant = DEFAULT_TENANT,
+    ) -> None:
         self.ws = websocket
+        self.tenant = tenant
         self.service = service
         self.settings: Settings = service.settings
         self.engine = engine
@@ -87,6 +109,7 @@ class RealtimeConnection:
             # Whatever is still open (queued items, an item mid-stream) stops at the next model step.
             for item in self._open:
                 await item.session.close()
+                self._finish_item(item, "cancelled")
 
     def _public(self) -> dict[str, Any]:
         output = item_params(self.service, self.engine, self.options).output
@@ -152,12 +175,20 @@ class RealtimeConnection:
             raise InvalidRequest("input_text_buffer.append needs a string 'text'.", param="text", code="invalid_event")
         if not text:
             return
-        item = self._current or await self._open_item()
-        if item.chars + len(text) > self.settings.max_input_chars:
+        item = self._current
+        if item is not None and item.chars + len(text) > self.settings.max_input_chars:
             raise InputTooLong(
                 f"Item {item.id} would exceed {self.settings.max_input_chars} characters (TTS_MAX_INPUT_CHARS); "
                 "commit it and continue in a new item."
             )
+        if item is None:
+            item = await self._open_item(len(text))  # charges the item and its first text
+        else:
+            try:  # past a limit this text is refused (the item goes on with what it has)
+                self.service.limiter.charge_chars(self.tenant, len(text))
+            except TTSError as err:
+                await self.fail(err, item.id)
+                return
         item.chars += len(text)
         await self.send(events.text_received(text, item.id))
         try:
@@ -207,7 +238,7 @@ class RealtimeConnection:
         await self.send(events.session_updated(self._public()))
 
     # -- items ----------------------------------------------------------------------------------
-    async def _open_item(self) -> Item:
+    async def _open_item(self, chars: int) -> Item:
         # One socket must not fill the model's queue on its own: items wait in order, so past the cap the
         # client is told to wait for an audio_done before it appends more.
         limit = self.settings.realtime_max_pending_items
@@ -216,11 +247,20 @@ class RealtimeConnection:
                 f"{limit} items of this session are not spoken yet (TTS_REALTIME_MAX_PENDING_ITEMS); "
                 "wait for an item's conversation.item.audio_output.done before appending more."
             )
+        check_model(self.tenant, self.engine.model_id)
         params = item_params(self.service, self.engine, self.options)
-        session = await self.service.open(self.engine, params)
+        params.priority = self.tenant.priority
+        # Each item is a request of the tenant's: counted, and one of its concurrent streams.
+        slot = self.service.limiter.admit(self.tenant, chars)
+        try:
+            session = await self.service.open(self.engine, params)
+        except BaseException:
+            slot.release()
+            raise
         self._count += 1
         speed = tempo(self.engine, self.options)
-        item = Item(f"tts_{self._count}", self.engine, session, params, self.options.container, speed)
+        item = Item(f"tts_{self._count}", self.engine, session, params, self.options.container, speed, slot=slot)
+        item.opened_at = time.monotonic()
         self._current = item
         self._open.append(item)
         self._queue.put_nowait(item)
@@ -231,7 +271,28 @@ class RealtimeConnection:
         if self._current is item:
             self._current = None
         await item.session.close()
+        self._finish_item(item, http_status(error))
         await self.fail(error, item.id)
+
+    def _finish_item(self, item: Item, status: int | str) -> None:
+        """The item is over: free its stream, and account for it (once) like one HTTP request."""
+        if item.slot is not None:
+            item.slot.release()
+        if item.status is not None:
+            return
+        item.status = 499 if status == "cancelled" else int(status)
+        usage = getattr(self.ws.app.state, "usage", None)
+        if usage is not None:
+            prepared = item.prepared
+            first = prepared.first_audio_at if prepared is not None else None
+            usage.record(
+                tenant=self.tenant.name,
+                model=item.engine.model_id,
+                status=item.status,
+                chars=item.chars,
+                audio_seconds=prepared.sent_seconds if prepared is not None else 0.0,
+                first_audio_s=None if first is None else first - item.opened_at,
+            )
 
     async def _pump(self) -> None:
         while True:
@@ -241,9 +302,12 @@ class RealtimeConnection:
                     await self._speak(item)
             finally:
                 self._open.remove(item)
+                if item.status is None and not item.failed:
+                    # Spoken to the end, or cut off (the connection is closing: run() cancels the pump).
+                    self._finish_item(item, 200 if item.prepared and item.prepared.done else "cancelled")
 
     async def _speak(self, item: Item) -> None:
-        prepared = PreparedSpeech(item.engine, item.params, item.session)
+        prepared = item.prepared = PreparedSpeech(item.engine, item.params, item.session, item.slot)
         audio = item_audio(self.service, prepared, speed=item.speed, container=item.container)
         try:
             async with contextlib.aclosing(audio) as chunks:
@@ -261,9 +325,12 @@ class RealtimeConnection:
                 item.failed = True
                 if self._current is item:  # later appends start a new item instead of hitting a dead one
                     self._current = None
-                await self.fail(as_tts_error(exc), item.id)
+                error = as_tts_error(exc)
+                self._finish_item(item, http_status(error))
+                await self.fail(error, item.id)
             return
         if not item.failed:
+            prepared.done = True
             await self.send(events.audio_done(item.id))
 
     # -- limits ---------------------------------------------------------------------------------

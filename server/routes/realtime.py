@@ -24,6 +24,7 @@ from server.realtime.connection import RealtimeConnection
 from server.realtime.items import validate
 from server.realtime.protocol import SessionOptions
 from server.request_log import current
+from server.services.speech import check_model
 
 router = APIRouter()
 
@@ -58,6 +59,8 @@ async def speech_websocket(websocket: WebSocket) -> None:
     with_key = without_query_key(websocket)
     try:
         require_api_key_or_query(with_key)
+        tenant = with_key.state.tenant
+        websocket.state.tenant = tenant
         if websocket.app.state.drain.draining:
             raise ServiceUnavailable(
                 "The server is shutting down; connect to another replica.",
@@ -66,6 +69,8 @@ async def speech_websocket(websocket: WebSocket) -> None:
             )
         options = options_from_query(websocket)
         engine = service.pool.get_ready(options.model)
+        check_model(tenant, engine.model_id)
+        service.limiter.check(tenant)  # at a limit now: 429 before the upgrade (items are charged one by one)
         await validate(service, engine, options)
     except Exception as exc:
         err: TTSError = as_tts_error(exc)
@@ -77,6 +82,6 @@ async def speech_websocket(websocket: WebSocket) -> None:
     open_sessions.inc()
     try:
         await websocket.accept()
-        await RealtimeConnection(websocket, service, engine, options).run()
+        await RealtimeConnection(websocket, service, engine, options, tenant).run()
     finally:
         open_sessions.dec()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +34,11 @@ from engines.errors import TTSError
 from engines.pronunciation import Entry, from_extra_params, load_file, merge
 from server.audio import CONTENT_TYPES, AudioWriter, check_output_supported
 from server.engine_pool import EnginePool
-from server.errors import InputTooLong, UnsupportedLanguage
+from server.errors import Forbidden, InputTooLong, UnsupportedLanguage
 from server.protocol import SpeechRequest
 from server.request_log import current
 from server.settings import Settings
+from server.tenants import DEFAULT_TENANT, StreamSlot, Tenant, TenantLimiter
 
 
 @dataclass
@@ -44,6 +46,14 @@ class PreparedSpeech:
     engine: Engine
     params: SessionParams
     session: EngineSession
+    slot: StreamSlot | None = None  # the tenant's concurrent stream, released when the audio ends
+    sent_seconds: float = 0.0  # audio whose bytes the consumer has taken (a client that left: what it got)
+    first_audio_at: float | None = None  # time.monotonic() when the first audio bytes were taken
+    done: bool = False  # every byte was sent (set by the transport that sent them)
+
+    def release(self) -> None:
+        if self.slot is not None:
+            self.slot.release()
 
     @property
     def content_type(self) -> str:
@@ -55,10 +65,13 @@ class PreparedSpeech:
 
 
 class SpeechService:
-    def __init__(self, pool: EnginePool, settings: Settings, metrics: Any = None) -> None:
+    def __init__(
+        self, pool: EnginePool, settings: Settings, metrics: Any = None, limiter: TenantLimiter | None = None
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.metrics = metrics  # server/metrics.py (None in tools that use the service alone)
+        self.limiter = limiter or TenantLimiter()
         # TTS_PRONUNCIATION_DICT, read once: a malformed file stops the server at startup.
         path = getattr(settings, "pronunciation_dict", None)
         self.server_pronunciations: tuple[Entry, ...] = load_file(path) if path else ()
@@ -74,12 +87,25 @@ class SpeechService:
         trace = current()
         if trace is not None:  # the request's log line: never the text itself, only its length
             trace.model, trace.voice, trace.chars = engine.model_id, body.voice, len(body.input)
+        tenant = (trace.tenant if trace is not None else None) or DEFAULT_TENANT
+        check_model(tenant, engine.model_id)
         if len(body.input) > self.settings.max_input_chars:
             raise InputTooLong(
                 f"input is {len(body.input)} characters; this server accepts at most "
                 f"{self.settings.max_input_chars} (TTS_MAX_INPUT_CHARS)."
             )
+        slot = self.limiter.admit(tenant, len(body.input))  # 429 past a limit; holds a stream until the end
+        try:
+            return await self._start(engine, body, trace, tenant, slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    async def _start(
+        self, engine: Engine, body: SpeechRequest, trace: Any, tenant: Tenant, slot: StreamSlot
+    ) -> PreparedSpeech:
         params = body.to_params()
+        params.priority = tenant.priority
         params.pronunciations = self.pronunciations(body.extra_params)
         if trace is not None:
             params.request_id = trace.request_id  # the SSE item_id is the X-Request-ID
@@ -98,7 +124,7 @@ class SpeechService:
         except BaseException:
             await session.close()
             raise
-        return PreparedSpeech(engine, params, session)
+        return PreparedSpeech(engine, params, session, slot)
 
     async def open(self, engine: Engine, params: SessionParams) -> EngineSession:
         """The checks every model shares, then the engine's own (by opening its session)."""
@@ -130,42 +156,68 @@ class SpeechService:
         return output
 
     async def audio_events(self, prepared: PreparedSpeech) -> AsyncIterator[bytes | WordTimings]:
-        """Encoded audio chunk by chunk, and word timings where asked for. Closing this cancels the session."""
+        """Encoded audio chunk by chunk, and word timings where asked for. Closing this cancels the session.
+
+        Audio counts (the request's trace, ``tts_audio_seconds``, the tenant's usage) once its bytes
+        have been taken: the consumer asks for the next chunk only after sending the last, so a client
+        that leaves mid-stream is counted the audio it was sent, not what the model had made.
+        """
+        trace = current()
+        counter = self.metrics.audio.labels(prepared.engine.model_id) if self.metrics is not None else None
+
+        def credit(seconds: float) -> None:
+            if prepared.first_audio_at is None:
+                prepared.first_audio_at = time.monotonic()
+            prepared.sent_seconds += seconds
+            if trace is not None:
+                trace.audio_seconds += seconds
+            if counter is not None:
+                counter.inc(seconds)
+
+        try:
+            uncounted = 0.0
+            async with contextlib.aclosing(self._encoded(prepared)) as encoded:
+                async for data, seconds in encoded:
+                    uncounted += seconds
+                    if data is None:
+                        continue
+                    yield data
+                    if uncounted and not isinstance(data, WordTimings):
+                        credit(uncounted)
+                        uncounted = 0.0
+            if uncounted:  # the encoder's last bytes carried no new audio; the stream ended whole
+                credit(uncounted)
+        finally:
+            prepared.release()
+
+    async def _encoded(self, prepared: PreparedSpeech) -> AsyncIterator[tuple[bytes | WordTimings | None, float]]:
+        """What to send, with the seconds of audio each event added (``None``: nothing to send yet)."""
         output = prepared.output
         writer: AudioWriter | None = None
         passthrough = False
         session = prepared.session
-        trace = current()
-        counter = self.metrics.audio.labels(prepared.engine.model_id) if self.metrics is not None else None
         async with contextlib.aclosing(session.events()) as events, session:
             async for event in events:
                 seconds = chunk_seconds(event) or encoded_seconds(event, output)
-                if seconds:
-                    if trace is not None:
-                        trace.audio_seconds += seconds
-                    if counter is not None:
-                        counter.inc(seconds)
                 if isinstance(event, WordTimings):
-                    yield event
+                    yield event, 0.0
                     continue
                 if isinstance(event, EncodedChunk):
                     passthrough = True
-                    if event.data:
-                        yield event.data
+                    yield event.data or None, seconds
                     continue
                 if not isinstance(event, PcmChunk | EncodedPcm):
                     continue  # SessionEnd
                 writer = writer or AudioWriter(output, event.sample_rate)
                 # Resampling and MP3 encoding of a long segment take milliseconds: not on the loop.
                 data = await asyncio.to_thread(writer.write_chunk, event)
-                if data:
-                    yield data
+                yield data or None, seconds
         if passthrough:
             return
         # No audio at all (e.g. input of only punctuation) still makes a valid, empty file.
         tail = await asyncio.to_thread((writer or AudioWriter(output, output.sample_rate)).close)
         if tail:
-            yield tail
+            yield tail, 0.0
 
 
 def encoded_seconds(event: object, output: OutputSpec) -> float:
@@ -175,3 +227,11 @@ def encoded_seconds(event: object, output: OutputSpec) -> float:
     if output.format == "mp3":
         return len(event.data) * 8 / output.bit_rate
     return len(event.data) / BYTES_PER_SAMPLE[output.pcm_encoding] / output.sample_rate
+
+
+def check_model(tenant: Tenant, model_id: str) -> None:
+    """403 for a model outside the tenant's list (the model exists: hiding it would mislead operators)."""
+    if not tenant.may_use(model_id):
+        raise Forbidden(
+            f"Tenant '{tenant.name}' may not use model '{model_id}'.", param="model", code="model_not_allowed"
+        )

@@ -40,7 +40,7 @@ async def test_idle_limit_ends_a_connection_whose_client_stopped_reading():
     connection = RealtimeConnection(ws, types.SimpleNamespace(settings=settings), None, None)
     connection._public = lambda: {}  # the session.created payload is not what this test is about
     session = RecordingSession()
-    connection._open.append(types.SimpleNamespace(session=session))
+    connection._open.append(types.SimpleNamespace(session=session, slot=None, status=None))
 
     async def stuck_pump() -> None:  # an audio delta that never leaves: it holds the send lock
         await connection.send({"type": "conversation.item.audio_output.delta"})
