@@ -10,6 +10,7 @@ rules. Plain pydantic models: nothing here reads the environment.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -78,3 +79,22 @@ class LocalEngineSettings(EngineDefaults):
         if self.dtype != "auto":
             return self.dtype
         return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def split_csv(value: object) -> object:
+    """``a,b,c`` from an env var or flag -> a list (other values pass through to the field's type)."""
+    if isinstance(value, str | Path):
+        return [item.strip() for item in str(value).split(",") if item.strip()]
+    return value
+
+
+def split_mapping(value: object, pair: str = "name=target") -> object:
+    """``name=target,name=target`` (or a JSON object) from an env var or flag -> a dict."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("{"):
+        return json.loads(value)
+    pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+    if any(len(item) != 2 for item in pairs):
+        raise ValueError(f"expected {pair} pairs separated by commas, or a JSON object")
+    return {name.strip(): target.strip() for name, target in pairs}

@@ -14,7 +14,6 @@ Nothing reads the environment at import time: ``Settings()`` does, when the CLI 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,28 +24,10 @@ from engines import registry
 from engines.cartesia.settings import CartesiaSettings
 from engines.kokoro.settings import KokoroSettings
 from engines.orpheus.settings import OrpheusSettings
-from engines.settings import EngineDefaults
+from engines.settings import EngineDefaults, split_csv, split_mapping
 from server import settings_layout
 
 __all__ = ["Settings"]
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-def _split_mapping(value: object) -> object:
-    """``name=target,name=target`` (or a JSON object) from an env var or flag -> dict."""
-    if isinstance(value, str):
-        if value.strip().startswith("{"):
-            return json.loads(value)
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ValueError("expected name=target pairs separated by commas, or a JSON object")
-        return {name.strip(): target.strip() for name, target in pairs}
-    return value
 
 
 # OpenAI's model names -> what serves them here (see server/openai/): the default model.
@@ -179,9 +160,9 @@ class Settings(EngineDefaults, BaseSettings):
     @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("openai_model_aliases", "openai_voices", mode="before")
     @classmethod
     def _mapping(cls, value: object) -> object:
-        return _split_mapping(value)
+        return split_mapping(value)

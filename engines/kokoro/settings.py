@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from engines.settings import LocalEngineSettings
+from engines.settings import LocalEngineSettings, split_csv
 
 KOKORO_MODEL = "hexgrad/Kokoro-82M"
 
@@ -64,6 +64,4 @@ class KokoroSettings(LocalEngineSettings):
     @field_validator("voices_dir", mode="before")
     @classmethod
     def _voice_dirs(cls, value: object) -> object:
-        if isinstance(value, str | Path):
-            return [item.strip() for item in str(value).split(",") if item.strip()]
-        return value
+        return split_csv(value)

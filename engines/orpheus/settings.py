@@ -3,13 +3,12 @@ segmenting, streaming SNAC windows, where the LM and the codec run."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from engines.settings import LocalEngineSettings
+from engines.settings import LocalEngineSettings, split_mapping
 
 ORPHEUS_MODEL = "canopylabs/orpheus-3b-0.1-ft"
 
@@ -118,12 +117,4 @@ class OrpheusSettings(LocalEngineSettings):
     @field_validator("adapters", mode="before")
     @classmethod
     def _adapters(cls, value: object) -> object:
-        """``name=dir[:voice],...`` or a JSON object, from an env var or flag -> dict."""
-        if not isinstance(value, str):
-            return value
-        if value.strip().startswith("{"):
-            return json.loads(value)
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ValueError("expected name=directory[:voice] pairs separated by commas, or a JSON object")
-        return {name.strip(): target.strip() for name, target in pairs}
+        return split_mapping(value, "name=directory[:voice]")
