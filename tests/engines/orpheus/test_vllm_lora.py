@@ -64,7 +64,9 @@ def speech(base: str, voice: str, seed: int = 4, max_tokens: int = 35) -> np.nda
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and np.array_equal(a, b)
+    """The same tokens decoded: equal length, samples equal up to float rounding (SNAC decodes a window alone or
+    beside another stream's: a different GEMM shape, so no bit-exact comparison)."""
+    return a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-4
 
 
 def test_lora_adapters_are_listed_and_change_the_voice(lora_server):
@@ -98,7 +100,7 @@ async def test_lora_unknown_adapter_path_fails_the_load_naming_it(tmp_path):
     dirs = build_all(tmp_path, **VLLM_TINY, max_position_embeddings=2048)
     missing = tmp_path / "adapters" / "never-trained"
     settings = settings_for(dirs, orpheus_backend="vllm", orpheus_adapters={"ghost": f"{missing}:tara"})
-    engine = OrpheusEngine(ORPHEUS_MODEL, settings)
+    engine = OrpheusEngine(ORPHEUS_MODEL, settings.orpheus)
     started = time.monotonic()
     with pytest.raises(WeightsUnavailable, match=str(missing)):
         await engine.load()
