@@ -7,8 +7,13 @@ but the first, the trailing one of every segment but the last) under three ways 
 
 - ``own``: each segment alone, the voice's style row chosen by its own length (what the server does);
 - ``own_total_row``: each segment alone, the style row of the whole text's length;
-- ``context``: each segment with its neighbouring segments in the predictor's input (ALBERT and the
-  LSTM see them), its own tokens' durations taken out, the style row of the context's length.
+- ``left``: each segment after the text before it (the previous segment) in the predictor's input
+  (ALBERT and the LSTM see it), its own tokens' durations taken out, the style row of the context's length;
+- ``context``: likewise with the previous and the next segment;
+- ``whole``: likewise with the whole text as context.
+
+With context, a segment's tokens include the space before it (the pause between sentences the single
+utterance has); its boundary tokens exist only where the context ends.
 
     python -m benchmarks.kokoro_segment_durations --weights ~/.cache/tts-realweights/kokoro-82m \\
         --voices jf_alpha,jm_kumo,jf_nezumi
@@ -68,14 +73,16 @@ def segmented_frames(p: Predictor, segments: tuple[str, ...], voice: torch.Tenso
     frames = 0
     for k, piece in enumerate(pieces):
         first, last = k == 0, k == len(pieces) - 1
-        if mode == "context":
-            left = "" if first else pieces[k - 1] + " "
-            right = "" if last else " " + pieces[k + 1]
-            context = left + piece + right
+        if mode in ("left", "context", "whole"):
+            before, after = pieces[:k], pieces[k + 1 :]
+            if mode != "whole":
+                before, after = before[-1:], ([] if mode == "left" else after[:1])
+            left = "".join(f"{other} " for other in before)
+            context = left + piece + "".join(f" {other}" for other in after)
             durations = p.durations(context, voice, len(context) - 1)
-            start = 1 + len(left)  # the segment's own phonemes; the context's boundary tokens count at the ends
-            frames += sum(durations[start : start + len(piece)])
-            frames += (durations[0] if first else 0) + (durations[-1] if last else 0)
+            start = 1 + len(left) - (0 if first else 1)  # from the space before the segment (the join's pause)
+            frames += sum(durations[start : 1 + len(left) + len(piece)])
+            frames += (durations[0] if first else 0) + (durations[-1] if not after else 0)
         else:
             durations = p.durations(piece, voice, total_row if mode == "own_total_row" else len(piece) - 1)
             frames += sum(durations) - (0 if first else durations[0]) - (0 if last else durations[-1])
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         voice = torch.load(args.weights / "voices" / f"{name}.pt", weights_only=True)
         whole = sum(predictor.durations(whole_phonemes, voice, len(whole_phonemes) - 1))
         for cut, segments in CUTS.items():
-            for mode in ("own", "own_total_row", "context"):
+            for mode in ("own", "own_total_row", "left", "context", "whole"):
                 frames = segmented_frames(predictor, segments, voice, mode, len(whole_phonemes) - 1)
                 rows.append({"voice": name, "cut": cut, "mode": mode, "whole_frames": whole, "frames": frames,
                              "extra": round(frames / whole - 1, 4)})  # fmt: skip
