@@ -48,6 +48,9 @@ class ForwardItem:
     ref_s: torch.Tensor  # [1, 256] or [256]: the voice pack's row for this phoneme count
     speed: float
     generator: torch.Generator  # the vocoder's randomness for this item, on the model's device
+    # The tokens [start, end) of ``input_ids`` to speak when the rest is context: ALBERT and the
+    # duration LSTM read the whole sequence, the alignment, F0 / energy and decoder only these.
+    keep: tuple[int, int] | None = None
 
 
 @dataclass
@@ -134,13 +137,15 @@ class BatchedKokoro:
             # Divided per item by a Python float, as KModel does: a float32 speed tensor could
             # round differently and move a duration across .5.
             durations[b, : lengths[b]] = torch.round(duration_sums[b, : lengths[b]] / item.speed).clamp(min=1).long()
+        t_en = model.text_encoder(input_ids, lengths_cpu, text_mask)  # [B, C, T]
+        if any(item.keep is not None for item in items):
+            durations, d, t_en, lengths = _kept_tokens(items, lengths, durations, d, t_en)
         frames = durations.sum(dim=1).tolist()
         alignment = token_to_frame_alignment(durations, max(frames)).to(d.dtype)  # [B, T, F]
 
         en = d.transpose(-1, -2) @ alignment
         frame_mask = TimeMask.build(frames, alignment.shape[-1], device)
         f0, n = self._f0_and_energy(en, prosody_style, frame_mask)
-        t_en = model.text_encoder(input_ids, lengths_cpu, text_mask)
         asr = t_en @ alignment
 
         return [
@@ -197,6 +202,23 @@ class BatchedKokoro:
     def samples_per_frame(self) -> int:
         """Audio samples per duration frame: 2 (decoder upsampling) x the generator's F0 upsampling (300)."""
         return 2 * int(self.model.decoder.generator.f0_upsamp.scale_factor)
+
+
+def _kept_tokens(
+    items: Sequence[ForwardItem],
+    lengths: list[int],
+    durations: torch.Tensor,
+    d: torch.Tensor,
+    t_en: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Each item's spoken tokens (``keep``; all of them without) out of its context, padded again."""
+    ranges = [item.keep or (0, length) for item, length in zip(items, lengths)]
+    kept = [end - start for start, end in ranges]
+    width = max(kept)
+    durations = pad_stack([durations[b, start:end] for b, (start, end) in enumerate(ranges)], width)
+    d = pad_stack([d[b, start:end].transpose(0, 1) for b, (start, end) in enumerate(ranges)], width).transpose(1, 2)
+    t_en = pad_stack([t_en[b, :, start:end] for b, (start, end) in enumerate(ranges)], width)
+    return durations, d, t_en, kept
 
 
 def token_to_frame_alignment(durations: torch.Tensor, frames: int) -> torch.Tensor:

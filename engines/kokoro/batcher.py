@@ -150,7 +150,7 @@ class KokoroBatcher:
 
     # -- stages, each with per-item failure isolation -----------------------------------------
     def _front(self, bucket: list[Work]) -> list[Prosody | None]:
-        items = [ForwardItem(w.item.input_ids, w.item.ref_s, w.request.speed, None) for w in bucket]
+        items = [ForwardItem(w.item.input_ids, w.item.ref_s, w.request.speed, None, w.item.keep) for w in bucket]
         try:
             prosody: list[Prosody | None] = list(self.forward.front(items))
         except Exception:
@@ -225,8 +225,9 @@ class KokoroBatcher:
         lead, tail = boundary_frames(item, prosody.durations.tolist())
         if request.word_timestamps and item.spans is not None:
             durations = prosody.durations.tolist()
-            start = request.start_seconds - lead * SAMPLES_PER_FRAME / SAMPLE_RATE  # its audio starts after `lead`
-            entry.job.emit(WordTimings(word_timings(item.spans, durations, start)))
+            warm = sum(durations[: item.warm])  # the earlier text's tokens the spans do not count (context.py)
+            start = request.start_seconds - (lead - warm) * SAMPLES_PER_FRAME / SAMPLE_RATE  # audio starts after `lead`
+            entry.job.emit(WordTimings(word_timings(item.spans, durations[item.warm :], start)))
         if isinstance(data, np.ndarray):
             entry.job.emit(PcmChunk(data, SAMPLE_RATE, request.native_samples))
         else:

@@ -22,6 +22,7 @@ from engines.job import Job
 from engines.kokoro import custom_voices, loader
 from engines.kokoro.batched import BatchedKokoro
 from engines.kokoro.batcher import EDGE_FADE_SAMPLES, KokoroBatcher
+from engines.kokoro.context import with_context
 from engines.kokoro.g2p import LANGUAGES, PhonemeChunk, lang_code_for
 from engines.kokoro.g2p_pool import FIRST, LATER, G2PPool
 from engines.kokoro.openai_voices import OPENAI_VOICES
@@ -194,11 +195,19 @@ class KokoroEngine(Engine):
         chunks: list[PhonemeChunk],
         final: bool,
         restorer: WordRestorer[Span] | None = None,
+        after: PhonemeChunk | None = None,
     ) -> None:
-        """Queue phoneme chunks as model inputs, in order (event loop); ``final``: the input's last segment."""
+        """Queue phoneme chunks as model inputs, in order (event loop); ``final``: the input's last segment.
+
+        Each is fed with the request's earlier chunks and the next one (``after`` for the last of these,
+        when it is already phonemized) as context (``context.py``).
+        """
         vocab = self._model.vocab
         for number, chunk in enumerate(chunks, 1):
-            ids = [0, *(vocab[c] for c in chunk.phonemes if c in vocab), 0]
+            following = chunks[number].phonemes if number < len(chunks) else after.phonemes if after else None
+            before = request.spoken if self.settings.segment_context else ()
+            following = following if self.settings.segment_context else None
+            context = with_context(chunk.phonemes, before, following, vocab, self._model.context_length)
             spans = None
             if request.word_timestamps and chunk.tokens:
                 spans = token_spans(chunk.phonemes, chunk.tokens, vocab)
@@ -206,9 +215,14 @@ class KokoroEngine(Engine):
                     spans = restorer.feed(spans, final=True)
             # Built on the CPU: a host-to-device copy here would synchronise the event loop with the GPU's
             # stream; the batched front moves the whole padded batch in one copy on the worker thread.
-            input_ids = torch.tensor(ids, dtype=torch.long)
-            item = new_item(request, chunk.phonemes, input_ids, spans)
+            input_ids = torch.tensor(context.input_ids, dtype=torch.long)
+            with_text = context.left or context.right
+            item = new_item(request, context.phonemes if with_text else len(chunk.phonemes), input_ids, spans)
+            if with_text:
+                item.keep, item.warm = context.keep, context.warm
+                item.left_context, item.right_context = context.left, context.right
             item.last = final and number == len(chunks)
+            request.spoken.append(chunk.phonemes)
             request.chunks.append(item)
 
     def stats(self) -> dict[str, Any]:
@@ -262,7 +276,7 @@ class KokoroSession(WorkerSession):
 
     async def _phonemize(self, job: Job[KokoroRequest]) -> None:
         request, engine = self._request, self._engine
-        first = True
+        held: list[PhonemeChunk] = []  # the newest chunk, waiting for the next segment's as its context
         try:
             while (segment := await self._segments.get()) is not None:
                 if job.cancelled:
@@ -270,15 +284,24 @@ class KokoroSession(WorkerSession):
                 spoken = self._pronouncer.rewrite(segment)  # the pronunciation dictionary, whole words
                 if self._restorer is not None:
                     self._restorer.add(spoken)
+                urgent = not request.spoken  # this segment's G2P stands between the request and its first audio
                 chunks = await engine._g2p.run(
-                    FIRST if first else LATER, lambda ph, text=spoken.text: ph.chunks(text, request.lang_code)
+                    FIRST if urgent else LATER, lambda ph, text=spoken.text: ph.chunks(text, request.lang_code)
                 )
                 engine.check_work(request, sum(len(c.phonemes) for c in chunks), len(segment))
-                first = False
                 # Only the end-of-input mark left behind this segment: its last chunk ends the request.
                 final = self._input_ended and self._segments.qsize() == 1
-                engine._items(request, chunks, final, self._restorer)
-                engine._worker.wake()
+                # The newest chunk waits for the next segment's phonemes (its right context) only when that
+                # segment is here already: never for text still to come.
+                more = engine.settings.segment_context and self._segments.qsize() > int(self._input_ended)
+                chunks = held + chunks
+                held = chunks[-1:] if more and chunks else []
+                ready = chunks[: len(chunks) - len(held)]
+                if ready:
+                    engine._items(request, ready, final, self._restorer, after=held[0] if held else None)
+                    engine._worker.wake()
+            if held:  # the input ended (cancelled sessions return above): no right context after all
+                engine._items(request, held, True, self._restorer)
             request.input_done = True
             engine._worker.wake()
         except asyncio.CancelledError:

@@ -35,10 +35,21 @@ if TYPE_CHECKING:
 
 
 def boundary_frames(item: KokoroItem, durations: Sequence[int]) -> tuple[int, int]:
-    """``(leading, trailing)`` frames to drop from ``item``'s audio, given its predicted durations."""
-    if len(durations) < 3:  # no phoneme between the boundary tokens: nothing to trim around
+    """``(leading, trailing)`` frames to drop from ``item``'s audio, given its predicted durations.
+
+    A chunk spoken with the text around it as context (``context.py``) starts with ``warm`` tokens of the
+    earlier text, decoded only to warm the decoder up: dropped. Then comes the space after the earlier
+    text, the join's pause as one utterance has it: kept. It trails with the space before the later
+    text, which the next chunk leads with: dropped.
+    """
+    if len(durations) < 3 + item.warm:  # no phoneme between the boundary tokens: nothing to trim around
         return 0, 0
-    return (0 if item.index == 0 else int(durations[0])), (0 if item.last else int(durations[-1]))
+    if item.left_context:  # the earlier text's warm-up tokens go; the space after it stays
+        lead = int(sum(durations[: item.warm]))
+    else:
+        lead = 0 if item.index == 0 else int(durations[0])
+    tail = 0 if item.last and not item.right_context else int(durations[-1])
+    return lead, tail
 
 
 def trim_joins(item: KokoroItem, prosody: Prosody, audio: torch.Tensor) -> torch.Tensor:

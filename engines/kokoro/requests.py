@@ -25,6 +25,13 @@ class KokoroItem:
     ref_s: torch.Tensor  # [1, 256] style vector for this length
     spans: list[tuple[str, int, int]] | None  # word spans for timestamps (English, when asked for)
     last: bool = False  # known, when it was queued, to be its request's final chunk (see joins.py)
+    # With context (``context.py``): ``input_ids`` hold the text around the chunk too, and these are the
+    # chunk's tokens in them: its leading token (the boundary, or the space before it), its phonemes, and
+    # its trailing token (the space after it, or the boundary).
+    keep: tuple[int, int] | None = None
+    warm: int = 0  # tokens of the earlier text decoded first and cut off (context.py)
+    left_context: bool = False  # its leading token is the space after earlier text, not a boundary
+    right_context: bool = False  # its trailing token is the space before later text
 
     @property
     def tokens(self) -> int:
@@ -46,6 +53,7 @@ class KokoroRequest:
     input_done: bool = False  # set once every segment's chunks are queued
     next_index: int = 0
     phonemes: int = 0  # phonemes and characters seen so far: the work bound (KokoroEngine.check_work)
+    spoken: list[str] = field(default_factory=list)  # phonemes of the chunks queued: the next ones' context
     chars: int = 0
     samples_out: int = 0  # at the output rate: the next chunk's offset
     native_samples: int = 0  # at 24 kHz: where the next chunk starts, for word timings
@@ -70,8 +78,9 @@ class KokoroRequest:
         return bool(self.chunks) or self.input_done or self.prepared is not None
 
 
-def new_item(request: KokoroRequest, phonemes: str, input_ids: torch.Tensor, spans: Any) -> KokoroItem:
-    """Number a chunk (event loop, in text order) and pick its style vector by length, as KPipeline does."""
-    item = KokoroItem(request.next_index, input_ids, request.pack[max(len(phonemes), 1) - 1], spans)
+def new_item(request: KokoroRequest, phonemes: int, input_ids: torch.Tensor, spans: Any) -> KokoroItem:
+    """Number a chunk (event loop, in text order) and pick its style vector by its input's length in phonemes,
+    as KPipeline does."""
+    item = KokoroItem(request.next_index, input_ids, request.pack[min(max(phonemes, 1), len(request.pack)) - 1], spans)
     request.next_index += 1
     return item

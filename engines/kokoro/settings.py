@@ -50,6 +50,13 @@ class KokoroSettings(LocalEngineSettings):
         2, ge=1, description="Text-to-phoneme threads; first segments jump the queue so a request's start never waits."
     )
 
+    segment_context: bool = Field(
+        True,
+        description="Predict each chunk's durations with the request's earlier text and the next chunk (when "
+        "already phonemized) as context, so a request cut into chunks lasts as long as the same text spoken "
+        "whole (alone, Kokoro speaks each chunk 2-4% slower). Off: each chunk alone, as KPipeline speaks it.",
+    )
+
     # --- custom voices ---------------------------------------------------------------------------
     voices_dir: Annotated[list[Path], NoDecode] = Field(
         [],

@@ -119,21 +119,32 @@ async def test_word_times_match_the_predicted_durations_exactly(kokoro_engine, s
     assert words[-1].end < total
 
 
-async def test_word_times_stay_correct_across_segments(kokoro_engine):
+@pytest.mark.parametrize("context", [False, True])
+async def test_word_times_stay_correct_across_segments(make_kokoro, context):
+    engine = await make_kokoro(kokoro_segment_context=context)
     text = "Short first segment here. " + "This is the second segment and it goes on for a while with more words."
-    words, chunks = await timed_words(kokoro_engine, text, seed=1)
+    words, chunks = await timed_words(engine, text, seed=1)
     assert len(chunks) >= 2
-    assert [w.word for w in words] == [word for word, _ in phoneme_ids(kokoro_engine, text)]
+    assert [w.word for w in words] == [word for word, _ in phoneme_ids(engine, text)]
     second_start = chunks[1].offset / SAMPLE_RATE  # where the second segment's audio begins
     first_of_second = next(w for w in words if w.start >= second_start)
     assert first_of_second.word == "This"
-    # The second chunk's leading boundary frames are trimmed at the join (joins.py): its first word starts it.
-    assert first_of_second.start == pytest.approx(second_start, abs=1e-4)
     assert chunks[1].offset == chunks[0].samples.size
+    if not context:
+        # The second chunk's leading boundary frames are trimmed at the join (joins.py): its first word starts it.
+        assert first_of_second.start == pytest.approx(second_start, abs=1e-4)
+    else:
+        # With context it leads with the space between the sentences, the pause one utterance has there
+        # (a few frames of 25 ms), then its first word; the first chunk's last word ended before the join.
+        pause = first_of_second.start - second_start
+        assert 0.02 <= pause <= 0.5, pause
+        last_of_first = max((w for w in words if w.end <= second_start + 1e-4), key=lambda w: w.end)
+        assert last_of_first.word == "here"
 
 
 async def test_word_times_with_resampling_on_the_device(make_kokoro):
-    engine = await make_kokoro(kokoro_device_pcm="on")  # the CUDA path, forced on the CPU
+    # The CUDA path, forced on the CPU; each chunk alone, so the second one's first word starts its audio.
+    engine = await make_kokoro(kokoro_device_pcm="on", kokoro_segment_context=False)
     from engines.base import OutputSpec
 
     output = OutputSpec(format="raw", encoding="pcm_s16le", sample_rate=8000)

@@ -12,12 +12,13 @@ MODEL = "hexgrad/Kokoro-82M"
 
 @pytest.fixture
 def sent(kokoro_engine, monkeypatch):
-    """Every segment's phoneme chunks as they are queued for the model, one list per segment."""
+    """Every phoneme chunk as it is queued for the model, one list each (a short segment is one chunk; a
+    segment may be queued with the next one, its context)."""
     segments: list[list[str]] = []
     original = kokoro_engine._items
 
     def items(request, chunks, *args, **kwargs):
-        segments.append([c.phonemes for c in chunks])
+        segments.extend([c.phonemes] for c in chunks)
         return original(request, chunks, *args, **kwargs)
 
     monkeypatch.setattr(kokoro_engine, "_items", items)
