@@ -48,3 +48,27 @@ async def make_kokoro(kokoro_dir):
     yield make
     for engine in engines:
         await engine.close()
+
+
+@pytest.fixture(scope="module")
+def reference_pipeline(kokoro_dir):
+    """kokoro's own loader and pipeline on the same weights: the reference implementation."""
+    from kokoro import KModel, KPipeline
+
+    from engines.kokoro.g2p import spacy_model_alias
+
+    model = KModel(
+        repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")
+    ).eval()
+    with spacy_model_alias():
+        return KPipeline(lang_code="a", repo_id=MODEL, model=model)
+
+
+def segments_for(engine: KokoroEngine, text: str) -> list[str]:
+    """The segments the engine's settings cut ``text`` into."""
+    from engines.text import segment_text
+
+    s = engine.settings
+    return segment_text(
+        text, first_chars=s.first_segment_chars, max_chars=s.segment_chars, min_chars=s.segment_min_chars
+    )

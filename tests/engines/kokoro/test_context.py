@@ -14,10 +14,8 @@ import torch
 
 from engines.kokoro.batched import BatchedKokoro, ForwardItem
 from engines.kokoro.context import token_ids, with_context
-from engines.kokoro.g2p import spacy_model_alias
 from engines.kokoro.loader import load_kmodel
-from engines.text import segment_text
-from tests.engines.kokoro.conftest import MODEL
+from tests.engines.kokoro.conftest import MODEL, segments_for
 
 VOCAB = {" ": 16, "a": 43, "b": 44, "c": 45, ".": 4}
 TWO_SENTENCES = "Hello world. This sentence is the second one, and it is a little longer."
@@ -84,28 +82,16 @@ def test_kept_tokens_get_the_durations_the_whole_context_predicts(model, voice):
     torch.testing.assert_close(batch[1].f0, alone.f0, atol=1e-4, rtol=1e-4)
 
 
-async def test_two_chunks_last_as_long_as_the_library_speaking_the_whole_text(make_kokoro, kokoro_dir):
-    from kokoro import KModel, KPipeline
-
+async def test_two_chunks_last_as_long_as_the_library_speaking_the_whole_text(
+    make_kokoro, kokoro_dir, reference_pipeline
+):
     engine = await make_kokoro()
-    settings = engine.settings
-    segments = segment_text(
-        TWO_SENTENCES,
-        first_chars=settings.first_segment_chars,
-        max_chars=settings.segment_chars,
-        min_chars=settings.segment_min_chars,
-    )
-    assert len(segments) == 2  # so each chunk's context is the whole text
+    assert len(segments_for(engine, TWO_SENTENCES)) == 2  # so each chunk's context is the whole text
     ours = [chunk async for chunk in engine.synthesize(request(TWO_SENTENCES))]
     assert len(ours) == 2
 
-    reference = KModel(
-        repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")
-    ).eval()
-    with spacy_model_alias():
-        pipeline = KPipeline(lang_code="a", repo_id=MODEL, model=reference)
     pack = torch.load(kokoro_dir / "voices" / "af_heart.pt", weights_only=True)
-    (whole,) = list(pipeline(TWO_SENTENCES, voice=pack))
+    (whole,) = list(reference_pipeline(TWO_SENTENCES, voice=pack))
     assert sum(chunk.samples.size for chunk in ours) == whole.audio.shape[0]
 
     alone = await make_kokoro(kokoro_segment_context=False)

@@ -9,10 +9,11 @@ import torch
 
 from engines.base import PcmChunk, SynthesisRequest
 from engines.kokoro.engine import EDGE_FADE_SAMPLES
-from engines.kokoro.g2p import Phonemizer, spacy_model_alias
+from engines.kokoro.g2p import Phonemizer
 from engines.kokoro.timestamps import SAMPLES_PER_FRAME
 from engines.text import segment_text
 from server.errors import InternalError, InvalidVoice, UnsupportedLanguage
+from tests.engines.kokoro.conftest import segments_for
 
 MODEL = "hexgrad/Kokoro-82M"
 TWO_SENTENCES = "Hello world. This sentence is the second one, and it is a little longer."
@@ -35,31 +36,13 @@ def assert_close(a: np.ndarray, b: np.ndarray) -> None:
     np.testing.assert_allclose(a[n:-n], b[n:-n], atol=TOLERANCE)
 
 
-@pytest.fixture(scope="module")
-def reference_pipeline(kokoro_dir):
-    """kokoro's own loader and pipeline on the same weights: the reference implementation."""
-    from kokoro import KModel, KPipeline
-
-    model = KModel(
-        repo_id=MODEL, config=str(kokoro_dir / "config.json"), model=str(kokoro_dir / "kokoro-v1_0.pth")
-    ).eval()
-    with spacy_model_alias():
-        return KPipeline(lang_code="a", repo_id=MODEL, model=model)
-
-
 async def test_audio_equals_kpipeline_for_the_same_weights_voice_and_seed(make_kokoro, kokoro_dir, reference_pipeline):
     # Each chunk alone, as KPipeline speaks it (with context, test_context.py checks against the whole text).
     engine = await make_kokoro(kokoro_segment_context=False)
     ours = await synthesize(engine, seed=3)
     pack = torch.load(kokoro_dir / "voices" / "af_heart.pt", weights_only=True)
     reference = []
-    settings = engine.settings
-    segments = segment_text(
-        TWO_SENTENCES,
-        first_chars=settings.first_segment_chars,
-        max_chars=settings.segment_chars,
-        min_chars=settings.segment_min_chars,
-    )
+    segments = segments_for(engine, TWO_SENTENCES)
     for segment in segments:
         results = reference_pipeline(segment, voice=pack)
         while True:
