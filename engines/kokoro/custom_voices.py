@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -37,10 +37,10 @@ from engines.kokoro.voices import VoiceBank
 logger = logging.getLogger(__name__)
 
 
-def build_bank(weights_voices: Path, device: str, settings: Any, store: Path | None) -> VoiceBank:
+def build_bank(weights_voices: Path, device: str, directories: Sequence[Path], store: Path | None) -> VoiceBank:
     """The weights' voices, then each voicepack directory in order, then the saved voices (blocking)."""
     bank = VoiceBank(weights_voices, device)
-    for directory in settings.voices_dir:
+    for directory in directories:
         bank.add_directory(Path(directory).expanduser())
     if store is not None and store.is_dir():
         bank.add_directory(store, kind="saved")

@@ -75,7 +75,7 @@ class KokoroEngine(Engine):
         self._model = await asyncio.to_thread(loader.load_kmodel, directory, device)
         self._device = torch.device(device)
         self._bank = await asyncio.to_thread(
-            custom_voices.build_bank, directory / "voices", device, self.settings, self.voice_store
+            custom_voices.build_bank, directory / "voices", device, self.settings.voices_dir, self.voice_store
         )
         if not self._bank.voices():
             raise ServiceUnavailable(f"No voices (*.pt) in {directory / 'voices'}.")
@@ -204,9 +204,11 @@ class KokoroEngine(Engine):
         """
         vocab = self._model.vocab
         for number, chunk in enumerate(chunks, 1):
-            following = chunks[number].phonemes if number < len(chunks) else after.phonemes if after else None
-            before = request.spoken if self.settings.segment_context else ()
-            following = following if self.settings.segment_context else None
+            before: list[str] = []
+            following = None
+            if self.settings.segment_context:
+                before = request.spoken
+                following = chunks[number].phonemes if number < len(chunks) else after.phonemes if after else None
             context = with_context(chunk.phonemes, before, following, vocab, self._model.context_length)
             spans = None
             if request.word_timestamps and chunk.tokens:
@@ -220,7 +222,7 @@ class KokoroEngine(Engine):
             item = new_item(request, context.phonemes if with_text else len(chunk.phonemes), input_ids, spans)
             if with_text:
                 item.keep, item.warm = context.keep, context.warm
-                item.left_context, item.right_context = context.left, context.right
+                item.left_context = context.left
             item.last = final and number == len(chunks)
             request.spoken.append(chunk.phonemes)
             request.chunks.append(item)

@@ -48,7 +48,7 @@ def boundary_frames(item: KokoroItem, durations: Sequence[int]) -> tuple[int, in
         lead = int(sum(durations[: item.warm]))
     else:
         lead = 0 if item.index == 0 else int(durations[0])
-    tail = 0 if item.last and not item.right_context else int(durations[-1])
+    tail = 0 if item.last else int(durations[-1])  # a last chunk has nothing after it
     return lead, tail
 
 

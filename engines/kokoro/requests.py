@@ -31,7 +31,6 @@ class KokoroItem:
     keep: tuple[int, int] | None = None
     warm: int = 0  # tokens of the earlier text decoded first and cut off (context.py)
     left_context: bool = False  # its leading token is the space after earlier text, not a boundary
-    right_context: bool = False  # its trailing token is the space before later text
 
     @property
     def tokens(self) -> int:
