@@ -81,6 +81,9 @@ def serve(settings: Settings) -> None:
     from server.request_log import configure_request_logging
     from server.shutdown import GracefulServer
 
+    from server.data_dir import use_compile_cache
+
+    logger.info("compiled kernels cached in %s", use_compile_cache(settings.compile_cache_dir, settings.data_dir))
     if settings.torch_threads:
         import torch
 

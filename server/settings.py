@@ -67,6 +67,11 @@ class Settings(EngineDefaults, BaseSettings):
         description="Where usage records and saved voices persist (default: $XDG_DATA_HOME/tts-server, else "
         "~/.local/share/tts-server).",
     )
+    compile_cache_dir: Path | None = Field(
+        None,
+        description="Where torch.compile keeps its compiled kernels (Inductor's cache), so only the first start "
+        "compiles (default: <data dir>/compile-cache; TORCHINDUCTOR_CACHE_DIR, when set, wins).",
+    )
     pronunciation_dict: Path | None = Field(
         None,
         description="Server-wide pronunciation dictionary: a text file of '<source>/<replacement>' entries, one "

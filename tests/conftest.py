@@ -16,6 +16,9 @@ torch.set_num_threads(int(os.environ.get("TTS_TEST_TORCH_THREADS", "1")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach for the Hub
 # What servers under test persist (usage records) goes to a scratch directory, never the user's own.
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="tts-tests-data-"))
+# Kokoro compiles its vocoder on a CPU by default (minutes per engine): the tests' engines run eagerly
+# unless a test asks (test_batching.py checks the default's wiring, test_batched_forward.py Inductor).
+os.environ.setdefault("TTS_KOKORO_COMPILE", "off")
 
 
 def pytest_collection_modifyitems(config, items):

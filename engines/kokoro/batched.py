@@ -51,6 +51,10 @@ class ForwardItem:
     # The tokens [start, end) of ``input_ids`` to speak when the rest is context: ALBERT and the
     # duration LSTM read the whole sequence, the alignment, F0 / energy and decoder only these.
     keep: tuple[int, int] | None = None
+    # Of the kept tokens, how many lead with the earlier text's end, decoded only to warm the decoder
+    # up (``context.py``): their frames are cut to the last ``warm_frames``.
+    warm: int = 0
+    warm_frames: int = 0
 
 
 @dataclass
@@ -216,9 +220,20 @@ def _kept_tokens(
     kept = [end - start for start, end in ranges]
     width = max(kept)
     durations = pad_stack([durations[b, start:end] for b, (start, end) in enumerate(ranges)], width)
+    for b, item in enumerate(items):
+        if item.warm:
+            durations[b, : item.warm] = last_frames(durations[b, : item.warm], item.warm_frames)
     d = pad_stack([d[b, start:end].transpose(0, 1) for b, (start, end) in enumerate(ranges)], width).transpose(1, 2)
     t_en = pad_stack([t_en[b, :, start:end] for b, (start, end) in enumerate(ranges)], width)
     return durations, d, t_en, kept
+
+
+def last_frames(durations: torch.Tensor, frames: int) -> torch.Tensor:
+    """``durations`` cut, from their start, to cover only their last ``frames`` frames (tokens may get 0)."""
+    ends = durations.cumsum(dim=0)
+    cut = (ends[-1] - frames).clamp(min=0) if len(ends) else 0
+    ends = (ends - cut).clamp(min=0)
+    return torch.diff(ends, prepend=ends.new_zeros(1))
 
 
 def token_to_frame_alignment(durations: torch.Tensor, frames: int) -> torch.Tensor:

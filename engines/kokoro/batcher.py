@@ -40,6 +40,7 @@ from engines import pcm_device
 from engines.base import EncodedPcm, PcmChunk, WordTimings
 from engines.errors import InternalError
 from engines.job import Job
+from engines.kokoro.context import WARM_FRAMES
 from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
 from engines.kokoro.joins import boundary_frames, trim_joins
 from engines.kokoro.requests import KokoroRequest
@@ -150,7 +151,10 @@ class KokoroBatcher:
 
     # -- stages, each with per-item failure isolation -----------------------------------------
     def _front(self, bucket: list[Work]) -> list[Prosody | None]:
-        items = [ForwardItem(w.item.input_ids, w.item.ref_s, w.request.speed, None, w.item.keep) for w in bucket]
+        items = [
+            ForwardItem(w.item.input_ids, w.item.ref_s, w.request.speed, None, w.item.keep, w.item.warm, WARM_FRAMES)
+            for w in bucket
+        ]
         try:
             prosody: list[Prosody | None] = list(self.forward.front(items))
         except Exception:

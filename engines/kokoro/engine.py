@@ -87,7 +87,8 @@ class KokoroEngine(Engine):
         policy = self.settings.batch_policy
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
-        forward = BatchedKokoro(self._model, compile=self.settings.compile)
+        compiled = self.settings.compile == "on" or (self.settings.compile == "auto" and self._device.type == "cpu")
+        forward = BatchedKokoro(self._model, compile=compiled)
         # Compiling takes minutes on a CPU: now, before the worker (and its watchdog) runs a step.
         await asyncio.to_thread(forward.compile_now)
         self.batcher = KokoroBatcher(

@@ -95,3 +95,15 @@ async def test_kokoro_compile_routes_the_vocoder_resblocks_through_torch_compile
     assert_close(await speak(engine, **CASES[0]), await speak(plain, **CASES[0]))
     assert calls and all(options == {"dynamic": True} for options in calls)
     assert engine.stats()["compiled"] is True and plain.stats()["compiled"] is False
+
+
+@pytest.mark.parametrize(("value", "setting"), [("auto", "auto"), ("off", "off"), ("true", "on"), ("0", "off")])
+async def test_kokoro_compile_default_is_on_for_a_cpu(make_kokoro, monkeypatch, value, setting):
+    """``auto`` (the default) compiles on a CPU, where it was measured faster; true/false still mean on/off."""
+    calls: list[dict] = []
+    monkeypatch.setattr(torch, "compile", recording_compile(calls))
+    monkeypatch.setenv("TTS_KOKORO_COMPILE", value)
+    engine = await make_kokoro()
+    assert engine.settings.compile == setting
+    compiled = setting != "off"  # the tests' engines run on a CPU
+    assert engine.stats()["compiled"] is compiled and bool(calls) is compiled

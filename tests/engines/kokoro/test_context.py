@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engines.kokoro.batched import BatchedKokoro, ForwardItem
-from engines.kokoro.context import token_ids, with_context
+from engines.kokoro.context import WARM_FRAMES, WARM_TOKENS, token_ids, with_context
 from engines.kokoro.loader import load_kmodel
 from tests.engines.kokoro.conftest import MODEL, segments_for
 
@@ -80,6 +80,24 @@ def test_kept_tokens_get_the_durations_the_whole_context_predicts(model, voice):
     (alone,) = batched.front([forward_item(plain.input_ids, voice)])
     assert batch[1].durations.tolist() == alone.durations.tolist()
     torch.testing.assert_close(batch[1].f0, alone.f0, atol=1e-4, rtol=1e-4)
+
+
+def test_the_decoder_warms_up_on_the_last_frames_of_the_earlier_text_only(model, voice):
+    """The warm tokens' durations are cut from their start to ``WARM_FRAMES`` in all; the chunk's stay."""
+    batched = BatchedKokoro(model)
+    earlier = ["hɛlˈO wˈɜɹld, ðɪs ɪz ðə fˈɜɹst sˈɛntəns."]
+    context = with_context("ðə sˈɛkənd wˈʌn.", earlier, None, model.vocab, model.context_length)
+    assert context.warm == WARM_TOKENS
+    (uncut,) = batched.front([forward_item(context.input_ids, voice, context.keep)])
+    assert int(uncut.durations[: context.warm].sum()) > WARM_FRAMES  # so there is something to cut
+    item = forward_item(context.input_ids, voice, context.keep)
+    item.warm, item.warm_frames = context.warm, WARM_FRAMES
+    (cut,) = batched.front([item])
+    warm = cut.durations[: context.warm]
+    assert int(warm.sum()) == WARM_FRAMES and warm[-1] == uncut.durations[context.warm - 1]  # the last ones whole
+    assert cut.durations[context.warm :].tolist() == uncut.durations[context.warm :].tolist()
+    assert cut.frames == uncut.frames - int(uncut.durations[: context.warm].sum()) + WARM_FRAMES
+    assert cut.asr.shape[-1] == cut.frames and cut.f0.shape[-1] == 2 * cut.frames
 
 
 async def test_two_chunks_last_as_long_as_the_library_speaking_the_whole_text(
