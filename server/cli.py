@@ -77,11 +77,10 @@ def _prefetch(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     from server.app import create_app
+    from server.data_dir import use_compile_cache
     from server.http_limits import uvicorn_config
     from server.request_log import configure_request_logging
     from server.shutdown import GracefulServer
-
-    from server.data_dir import use_compile_cache
 
     logger.info("compiled kernels cached in %s", use_compile_cache(settings.compile_cache_dir, settings.data_dir))
     if settings.torch_threads:

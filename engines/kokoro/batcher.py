@@ -40,8 +40,8 @@ from engines import pcm_device
 from engines.base import EncodedPcm, PcmChunk, WordTimings
 from engines.errors import InternalError
 from engines.job import Job
-from engines.kokoro.context import WARM_FRAMES
 from engines.kokoro.batched import BatchedKokoro, ForwardItem, Prosody
+from engines.kokoro.context import WARM_FRAMES
 from engines.kokoro.joins import boundary_frames, trim_joins
 from engines.kokoro.requests import KokoroRequest
 from engines.kokoro.schedule import prepare_and_decode_one
