@@ -19,6 +19,9 @@ os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="tts-tests-data-"
 # Kokoro compiles its vocoder on a CPU by default (minutes per engine): the tests' engines run eagerly
 # unless a test asks (test_batching.py checks the default's wiring, test_batched_forward.py Inductor).
 os.environ.setdefault("TTS_KOKORO_COMPILE", "off")
+# Likewise bf16 decoding on a CPU with AMX: the tests' expectations are fp32's on every CPU
+# (test_precision.py and tests/e2e/test_cpu_defaults.py check bf16).
+os.environ.setdefault("TTS_KOKORO_DTYPE", "float32")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -70,10 +70,12 @@ class Prosody:
 class BatchedKokoro:
     """Batched inference over ``model`` (a ``kokoro.KModel`` in eval mode); holds no weights of its own."""
 
-    def __init__(self, model: KModel, *, compile: bool = False) -> None:
+    def __init__(self, model: KModel, *, compile: bool = False, decoder_dtype: torch.dtype = torch.float32) -> None:
         if model.decoder.generator.m_source.l_sin_gen.flag_for_pulse:  # kokoro's configs never set it
             raise ValueError("BatchedKokoro reproduces SineGen's sine mode only; this model uses pulse mode")
         self.model = model
+        # Below fp32, the decoder runs under autocast (``precision.py``); the front always runs in fp32.
+        self.decoder_dtype = decoder_dtype
         # The vocoder's Snake resblocks: the decoder's memory-bound part (see engines/compiled.py).
         self.resblock = CompiledFn(adain_res_block1, "Kokoro vocoder resblocks") if compile else None
 
@@ -195,12 +197,24 @@ class BatchedKokoro:
         style = torch.stack([p.style for p in prosody])
         f0, n = [p.f0 for p in prosody], [p.n for p in prosody]
         resblock = self.resblock or adain_res_block1
-        audio = yield from decode_stages(self.model.decoder, asr, f0, n, style, frames, generators, resblock)
+        stages = decode_stages(self.model.decoder, asr, f0, n, style, frames, generators, resblock)
+        audio = yield from (stages if self.decoder_dtype == torch.float32 else self._autocast(stages))
         samples_per_frame = self.samples_per_frame
         for wave, count in zip(audio, frames):
             if wave.shape[-1] != samples_per_frame * count:
                 raise RuntimeError(f"vocoder gave {wave.shape[-1]} samples for {count} frames")
         return audio
+
+    def _autocast(self, stages: Stages) -> Stages:
+        """``stages`` with each one run under autocast to ``decoder_dtype`` (the state is per thread, and
+        another request's work may run between two stages); the audio back in fp32."""
+        while True:
+            with torch.autocast(self.device.type, dtype=self.decoder_dtype):
+                try:
+                    next(stages)
+                except StopIteration as done:
+                    return [wave.float() for wave in done.value]
+            yield
 
     @property
     def samples_per_frame(self) -> int:

@@ -284,6 +284,7 @@ class KokoroBatcher:
                 stats[key] = dict(sorted(self._stats[key].items()))
         stats["policy"] = self.policy
         stats["compiled"] = self.forward.compiled
+        stats["decoder_dtype"] = str(self.forward.decoder_dtype).removeprefix("torch.")
         if self.forward.resblock is not None and self.forward.resblock.fallback_reason:
             stats["compile_fallback"] = self.forward.resblock.fallback_reason
         stats["token_efficiency"] = (

@@ -26,6 +26,7 @@ from engines.kokoro.context import with_context
 from engines.kokoro.g2p import LANGUAGES, PhonemeChunk, lang_code_for
 from engines.kokoro.g2p_pool import FIRST, LATER, G2PPool
 from engines.kokoro.openai_voices import OPENAI_VOICES
+from engines.kokoro.precision import decoder_dtype
 from engines.kokoro.requests import KokoroRequest, new_item
 from engines.kokoro.settings import KokoroSettings
 from engines.kokoro.timestamps import SAMPLE_RATE, token_spans
@@ -88,7 +89,8 @@ class KokoroEngine(Engine):
         if policy == "auto":
             policy = "batched" if self._device.type == "cuda" else "front"
         compiled = self.settings.compile == "on" or (self.settings.compile == "auto" and self._device.type == "cpu")
-        forward = BatchedKokoro(self._model, compile=compiled)
+        dtype = decoder_dtype(self.settings.dtype, self._device)
+        forward = BatchedKokoro(self._model, compile=compiled, decoder_dtype=dtype)
         # Compiling takes minutes on a CPU: now, before the worker (and its watchdog) runs a step.
         await asyncio.to_thread(forward.compile_now)
         self.batcher = KokoroBatcher(
