@@ -12,6 +12,9 @@ batched and serial figures are directly comparable.
     python -m benchmarks.kokoro_bench --device cuda --concurrency 1,4,8,16,32 --policies serial,batched
     # kokoro_compile against eager, same run:
     python -m benchmarks.kokoro_bench --concurrency 1,4 --policies front,front+compile
+    # the CPU defaults one by one (compile, bf16 decoder), real weights, the bench tool's medium texts:
+    python -m benchmarks.kokoro_bench --weights ~/.cache/tts-realweights/kokoro-82m --voice jf_alpha --texts medium \
+        --concurrency 1,2 --requests 3 --policies front,front+compile,front+bf16,front+compile+bf16
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from benchmarks.bench.texts import BUILTIN
 from engines.base import EncodedPcm, PcmChunk, SessionParams
 from engines.kokoro.engine import KokoroEngine
 from server.settings import Settings
@@ -151,22 +155,26 @@ async def main(args: argparse.Namespace) -> None:
             },
         }
 
+    texts = [args.text] if args.text else BUILTIN[args.texts] if args.texts else SENTENCES
     for policy in args.policies.split(","):
         settings = Settings(
             kokoro_source=str(weights),
             device=args.device,
-            kokoro_batch_policy=policy.removesuffix("+compile"),
-            kokoro_compile=policy.endswith("+compile"),  # e.g. batched+compile: TTS_KOKORO_COMPILE
+            kokoro_batch_policy=policy.split("+")[0],
+            # Suffixes: +compile (TTS_KOKORO_COMPILE=on), +bf16 (TTS_KOKORO_DTYPE=bfloat16); else eager fp32.
+            kokoro_compile="on" if "+compile" in policy else "off",
+            kokoro_dtype="bfloat16" if "+bf16" in policy else "float32",
             max_batch_size=max(levels),
             max_queue_size=max(64, 2 * max(levels)),
             max_wait_ms=args.max_wait_ms,
+            **({"segment_chars": args.segment_chars} if args.segment_chars else {}),
         )
         engine = KokoroEngine(MODEL, settings.kokoro)
         await engine.load()
         await engine.warmup()
         results[policy] = []
         for level in levels:
-            row = await run_level(engine, level, args.requests, args.voice, [args.text] if args.text else SENTENCES)
+            row = await run_level(engine, level, args.requests, args.voice, texts)
             print(policy, {k: v for k, v in row.items() if k != "outputs"}, flush=True)
             results[policy].append(row)
             if args.out:  # after every level: a run cut off still leaves what finished
@@ -174,20 +182,20 @@ async def main(args: argparse.Namespace) -> None:
         await engine.close()
     report = report_of()
     if args.wer:
-        report["wer"] = wer_report(Path(args.wer).expanduser(), results)
+        report["wer"] = wer_report(Path(args.wer).expanduser(), results, texts)
         print("WER", report["wer"])
     print(json.dumps(report, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
 
 
-def wer_report(realweights: Path, results: dict[str, list[dict]]) -> dict:
+def wer_report(realweights: Path, results: dict[str, list[dict]], texts: list[str]) -> dict:
     """Mean WER of each policy's output at its highest concurrency vs at concurrency 1 (solo)."""
     out = {}
     for policy, rows in results.items():
         for row in (rows[0], rows[-1]):
             scores = [
-                word_error_rate(realweights, audio, SENTENCES[key % len(SENTENCES)])
+                word_error_rate(realweights, audio, texts[key % len(texts)])
                 for key, audio in sorted(row["outputs"].items())[:8]
             ]
             out[f"{policy}@{row['concurrency']}"] = round(statistics.mean(scores), 4)
@@ -215,13 +223,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--voice", default="af_heart")
     parser.add_argument("--concurrency", default="1,4,8,16,32")
     parser.add_argument(
-        "--policies", default="serial,front,batched", help="serial, front, batched; a +compile suffix: kokoro_compile"
+        "--policies",
+        default="serial,front,batched",
+        help="serial, front, batched; suffixes +compile (kokoro_compile) and +bf16 (kokoro_dtype); else eager fp32",
     )
     parser.add_argument("--requests", type=int, default=2, help="requests per stream, one after another")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU")
     parser.add_argument("--wer", help="realweights directory (venv + whisper) to score intelligibility")
     parser.add_argument("--out", help="write the JSON report here")
+    parser.add_argument("--segment-chars", type=int, help="TTS_SEGMENT_CHARS (later segments' length)")
+    parser.add_argument("--texts", choices=sorted(BUILTIN), help="the bench tool's built-in set instead")
     parser.add_argument("--text", help="speak only this text (short smoke runs); default: the benchmark's sentences")
     return parser.parse_args(argv)
 

@@ -6,28 +6,37 @@ one thread count, on the same weights:
 * ``kpipeline``: ``kokoro.KPipeline`` on the whole text (G2P + ``KModel`` forward), its decoder
   timed apart through a forward hook;
 * the server's path: segmenting with the server's defaults, G2P per segment, the batched front at
-  B=1 per chunk, the decoder per chunk, the joins and edge fades, and the PCM conversion to s16;
+  B=1 per chunk (with the text around it as context, as the engine feeds it), the decoder per
+  chunk, the joins and edge fades, and the PCM conversion to s16;
 * contention: the decoder alone vs with the G2P pool busy on another thread;
+* the text front with dynamic int8 ``Linear`` layers (ALBERT, the encoders, the duration
+  projection; ``torch.ao`` quantizes no LSTM kokoro can run): its time and how many duration
+  frames move against fp32 (what an int8 front could save, and what it would change);
 * the audio each path produced (the server trims the boundary silence at its joins, see
   ``engines/kokoro/joins.py``).
 
 Figures only, nothing asserted::
 
     python -m benchmarks.kokoro_profile --weights ~/.cache/tts-realweights/kokoro-82m --threads 2
+    # the decoder as the CPU default runs it where the CPU has AMX (TTS_KOKORO_DTYPE=auto):
+    python -m benchmarks.kokoro_profile --weights ~/.cache/tts-realweights/kokoro-82m --decoder-dtype bfloat16
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.bench import meta
 from benchmarks.bench.texts import MEDIUM
 from engines.kokoro.batched import BatchedKokoro, ForwardItem
+from engines.kokoro.context import WARM_FRAMES, with_context
 from engines.kokoro.g2p import Phonemizer, spacy_model_alias
 from engines.kokoro.joins import boundary_frames
 from engines.kokoro.loader import load_kmodel
@@ -80,11 +89,17 @@ def server_path(model, batched: BatchedKokoro, phonemizer: Phonemizer, pack, tex
         "segmenting", segment_text, text, first_chars=args.first_chars, max_chars=args.max_chars, min_chars=100
     )
     samples = 0
-    chunks = [c for s in segments for c in clock.time("g2p", phonemizer.chunks, s, "a")]
+    chunks = [c.phonemes for s in segments for c in clock.time("g2p", phonemizer.chunks, s, "a")]
     for index, chunk in enumerate(chunks):
-        ids = torch.tensor([0, *(model.vocab[c] for c in chunk.phonemes if c in model.vocab), 0])
-        item = KokoroItem(index, ids, pack[len(chunk.phonemes) - 1], None, last=index == len(chunks) - 1)
-        prosody = clock.time("front (B=1)", batched.front, [ForwardItem(ids, item.ref_s, 1.0, None)])
+        # As the engine feeds it (engines/kokoro/context.py): the earlier chunks and the next as context.
+        after = chunks[index + 1] if index + 1 < len(chunks) else None
+        context = with_context(chunk, chunks[:index], after, model.vocab, model.context_length)
+        ids = torch.tensor(context.input_ids)
+        row = context.phonemes if context.left or context.right else len(chunk)
+        item = KokoroItem(index, ids, pack[min(row, len(pack)) - 1], None, last=index == len(chunks) - 1)
+        item.keep, item.warm, item.left_context = context.keep, context.warm, context.left
+        forward_item = ForwardItem(ids, item.ref_s, 1.0, None, context.keep, context.warm, WARM_FRAMES)
+        prosody = clock.time("front (B=1)", batched.front, [forward_item])
         generator = torch.Generator().manual_seed(index)
         audio = clock.time("decoder", batched.decode, prosody, [generator])[0]
         start = time.perf_counter()
@@ -123,6 +138,41 @@ def contention(batched: BatchedKokoro, phonemizer: Phonemizer, model, pack, text
     return {"decoder alone s": round(alone, 3), "decoder with G2P busy s": round(loaded, 3)}
 
 
+def int8_front(model, batched: BatchedKokoro, phonemizer: Phonemizer, pack, texts: list[str]) -> dict[str, float]:
+    """The front with dynamic int8 Linear layers against fp32: seconds for ``texts`` and duration frames moved."""
+    import copy
+
+    quantized = copy.deepcopy(model)
+    for name in ("bert", "bert_encoder", "text_encoder"):
+        module = getattr(quantized, name)
+        setattr(quantized, name, torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8))
+    predictor = quantized.predictor
+    predictor.duration_proj = torch.ao.quantization.quantize_dynamic(
+        predictor.duration_proj, {torch.nn.Linear}, dtype=torch.qint8
+    )
+    int8 = BatchedKokoro(quantized)
+    items = []
+    for text in texts:
+        phonemes = phonemizer.chunks(text, "a")[0].phonemes
+        ids = torch.tensor([0, *(model.vocab[c] for c in phonemes if c in model.vocab), 0])
+        items.append(ForwardItem(ids, pack[len(phonemes) - 1], 1.0, None))
+    times: dict[str, float] = {}
+    for name, forward in (("fp32", batched), ("int8", int8)):
+        forward.front(items[:1])
+        start = time.perf_counter()
+        outputs = [forward.front([item])[0] for item in items]
+        times[name] = time.perf_counter() - start
+        if name == "fp32":
+            reference = outputs
+    moved = sum(int((a.durations - b.durations).abs().sum()) for a, b in zip(outputs, reference))
+    return {
+        "front fp32 s": round(times["fp32"], 3),
+        "front int8 s": round(times["int8"], 3),
+        "duration frames moved": moved,
+        "frames": sum(p.frames for p in reference),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True)
@@ -131,13 +181,14 @@ def main() -> None:
     parser.add_argument("--first-chars", type=int, default=120)
     parser.add_argument("--max-chars", type=int, default=400)
     parser.add_argument("--texts", type=int, default=len(MEDIUM), help="how many of the medium texts")
+    parser.add_argument("--decoder-dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from kokoro import KPipeline
 
     model = load_kmodel(args.weights, "cpu")
-    batched = BatchedKokoro(model)
+    batched = BatchedKokoro(model, decoder_dtype=getattr(torch, args.decoder_dtype))
     phonemizer = Phonemizer(MODEL)
     with spacy_model_alias():
         pipeline = KPipeline(lang_code="a", repo_id=MODEL, model=model)
@@ -151,10 +202,15 @@ def main() -> None:
             lib_audio += library(model, pipeline, pack, text, lib_clock)
             ours_audio += server_path(model, batched, phonemizer, pack, text, args, ours_clock)
         busy = contention(batched, phonemizer, model, pack, MEDIUM[0])
+        quantized = int8_front(model, BatchedKokoro(model), phonemizer, pack, MEDIUM[: args.texts])
     lib = lib_clock.totals
     ours = ours_clock.totals
     ours_total = sum(ours.values())
     report = {
+        "command": "python -m benchmarks.kokoro_profile " + " ".join(sys.argv[1:]),
+        "git": meta.git_revision(),
+        "hardware": meta.hardware(),
+        "decoder_dtype": args.decoder_dtype,
         "threads": args.threads,
         "texts": args.texts,
         "kpipeline": {
@@ -170,6 +226,7 @@ def main() -> None:
             "shares": {k: round(v / ours_total, 3) for k, v in ours.items()},
         },
         "contention": busy,
+        "int8_front": quantized,
     }
     text = json.dumps(report, indent=2)
     print(text)

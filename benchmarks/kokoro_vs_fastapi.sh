@@ -12,7 +12,7 @@
 #
 # KFA_DIR: a checkout of remsky/Kokoro-FastAPI; KFA_VENV: a venv with its packages (see the README's
 # Benchmarks section); WEIGHTS: Kokoro-82M in the HF layout (config.json, kokoro-v1_0.pth, voices/).
-# Extra flags for this server: TTS_FLAGS="--kokoro-compile" etc.
+# Extra flags for this server: TTS_FLAGS="--kokoro-compile off --kokoro-dtype float32" (eager fp32) etc.
 set -euo pipefail
 KFA_DIR=$(realpath "$1"); KFA_VENV=$(realpath "$2"); WEIGHTS=$(realpath "$3"); OUT=$4
 CORES=${5:-0,1}; THREADS=${6:-2}; REQUESTS=${7:-6}

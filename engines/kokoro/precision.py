@@ -3,7 +3,7 @@
 The decoder and vocoder are ~95% of a request's CPU time (README, "Where a request's time goes").
 Under ``torch.autocast`` to bf16 their convolutions and matrix products run on a CPU's AMX tiles
 (Intel Xeon 4th generation on), 1.3x faster eagerly and 1.4x compiled on 2 cores
-(``benchmarks/results/kokoro-cpu-vs-fastapi/``), while norms, the sine source and the iSTFT stay
+(``benchmarks/results/kokoro-cpu-defaults/``), while norms, the sine source and the iSTFT stay
 fp32. The text/prosody front stays fp32 whatever the setting, so durations, and with them the
 audio's length and word timings, are the fp32 model's. Intelligibility is checked with Whisper on
 the real weights (``tests/e2e/test_real_speech.py``). A CPU without AMX would emulate bf16, slower
