@@ -26,9 +26,9 @@ BOUNDARY = 0  # Kokoro's start/end token
 WARM_TOKENS = 8
 # Of those tokens' frames, the decoder runs only the last ``WARM_FRAMES`` (25 ms each): the onset needs
 # a few frames of what came before, and every further frame is decoded only to be cut off. Against the
-# chunk decoded after all the earlier text, the first second's log spectrum differs as much with 12
-# frames as with the 8 whole tokens (~35 frames), and twice as much with none (``benchmarks/
-# kokoro_warm_frames.py``); decoding the whole 8 tokens cost 14% of a two-chunk request's wall time.
+# chunk decoded after all the earlier text, the first second's log spectrum differs about as much with
+# 12 frames as with the 8 whole tokens (~38 frames), and half as much as with none (10 joins:
+# ``benchmarks/results/kokoro-cpu-defaults/``, ``python -m benchmarks.kokoro_warm_frames``).
 WARM_FRAMES = 12
 
 

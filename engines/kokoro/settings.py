@@ -19,8 +19,8 @@ class KokoroSettings(LocalEngineSettings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="The decoder's precision (the text front is always fp32, so lengths and timings do not move). "
-        "auto = bfloat16 on a CPU with AMX (1.3x eager, 1.4x compiled on 2 cores; Whisper hears it as well as "
-        "fp32), float32 on other CPUs (bf16 would be emulated) and on CUDA (not yet measured).",
+        "auto = bfloat16 on a CPU with AMX (with the compiled decoder 1.8-1.9x eager fp32 on 2 cores; Whisper "
+        "hears it as well as fp32), float32 on other CPUs (bf16 would be emulated) and on CUDA (not yet measured).",
     )
     batch_policy: Literal["auto", "batched", "front", "serial"] = Field(
         "auto",
@@ -43,7 +43,7 @@ class KokoroSettings(LocalEngineSettings):
         "auto",
         description="torch.compile the vocoder's Snake resblocks, the decoder's memory-bound part (dynamic shapes: "
         "one graph per block type for every batch size and length), at load, before the model is ready. auto = on "
-        "on a CPU (1.15x the audio per second there, README), off on CUDA (not yet measured). The first start "
+        "on a CPU (1.1-1.25x eager fp32 there, README), off on CUDA (not yet measured). The first start "
         "compiles (about two minutes on a 2-core CPU); later ones read Inductor's cache (TTS_COMPILE_CACHE_DIR). "
         "A compiler failure falls back to eager and shows in /stats as compile_fallback. true/false = on/off.",
     )
