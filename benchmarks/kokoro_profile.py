@@ -9,6 +9,8 @@ one thread count, on the same weights:
   B=1 per chunk (with the text around it as context, as the engine feeds it), the decoder per
   chunk, the joins and edge fades, and the PCM conversion to s16;
 * contention: the decoder alone vs with the G2P pool busy on another thread;
+* the same texts through the engine in-process (``through_the_engine``: G2P threads, the worker and
+  its decoder slices, eager as above): what the serving machinery adds to the stages' sum;
 * the text front with dynamic int8 ``Linear`` layers (ALBERT, the encoders, the duration
   projection; ``torch.ao`` quantizes no LSTM kokoro can run): its time and how many duration
   frames move against fp32 (what an int8 front could save, and what it would change);
@@ -173,6 +175,33 @@ def int8_front(model, batched: BatchedKokoro, phonemizer: Phonemizer, pack, text
     }
 
 
+def through_the_engine(args, texts: list[str]) -> dict[str, float]:
+    """The same texts through ``KokoroEngine`` in-process (G2P threads, the worker, decoder slices), eager:
+    its wall time against the stages' sum above is what the serving machinery costs."""
+    import asyncio
+
+    from benchmarks.kokoro_bench import one_request
+    from engines.kokoro.engine import KokoroEngine
+    from server.settings import Settings
+
+    async def run() -> dict[str, float]:
+        settings = Settings(
+            kokoro_source=str(args.weights), device="cpu", kokoro_compile="off", kokoro_dtype=args.decoder_dtype
+        )
+        engine = KokoroEngine(MODEL, settings.kokoro)
+        await engine.load()
+        await engine.warmup()
+        try:
+            await one_request(engine, texts[0], args.voice, seed=0)  # the first request after load runs slower
+            start = time.perf_counter()
+            audio = [(await one_request(engine, text, args.voice, seed=0))[2].size for text in texts]
+            return {"wall_s": round(time.perf_counter() - start, 3), "audio_s": round(sum(audio) / SAMPLE_RATE, 3)}
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True)
@@ -203,6 +232,7 @@ def main() -> None:
             ours_audio += server_path(model, batched, phonemizer, pack, text, args, ours_clock)
         busy = contention(batched, phonemizer, model, pack, MEDIUM[0])
         quantized = int8_front(model, BatchedKokoro(model), phonemizer, pack, MEDIUM[: args.texts])
+    engine = through_the_engine(args, MEDIUM[: args.texts])
     lib = lib_clock.totals
     ours = ours_clock.totals
     ours_total = sum(ours.values())
@@ -227,6 +257,7 @@ def main() -> None:
         },
         "contention": busy,
         "int8_front": quantized,
+        "through_the_engine": engine,
     }
     text = json.dumps(report, indent=2)
     print(text)
