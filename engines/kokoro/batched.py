@@ -243,10 +243,10 @@ def _kept_tokens(
 
 
 def last_frames(durations: torch.Tensor, frames: int) -> torch.Tensor:
-    """``durations`` cut, from their start, to cover only their last ``frames`` frames (tokens may get 0)."""
+    """``durations`` (one or more) cut, from their start, to cover only their last ``frames`` frames (tokens
+    may get 0)."""
     ends = durations.cumsum(dim=0)
-    cut = (ends[-1] - frames).clamp(min=0) if len(ends) else 0
-    ends = (ends - cut).clamp(min=0)
+    ends = (ends - (ends[-1] - frames).clamp(min=0)).clamp(min=0)
     return torch.diff(ends, prepend=ends.new_zeros(1))
 
 

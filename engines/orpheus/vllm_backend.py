@@ -81,7 +81,7 @@ class VllmRunner(VllmDriver):
         return AsyncEngineArgs(
             model=str(self.lm_path),
             skip_tokenizer_init=True,  # prompts arrive as ids; outputs are ids
-            dtype=s.dtype if s.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32"),
+            dtype=s.resolved_dtype(device),
             max_model_len=self.max_model_len,
             gpu_memory_utilization=s.gpu_memory_utilization,
             max_num_seqs=s.max_num_seqs,

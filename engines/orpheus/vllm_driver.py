@@ -23,6 +23,7 @@ import asyncio
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from engines.errors import as_tts_error
@@ -37,7 +38,7 @@ from engines.orpheus.tokens import END_OF_SPEECH, FRAME_TOKENS, prompt_ids
 logger = logging.getLogger(__name__)
 
 
-class VllmDriver:
+class VllmDriver(ABC):
     """The per-request coroutines of :class:`vllm_backend.VllmRunner` (which adds lifecycle and health)."""
 
     llm: Any  # vllm.v1.engine.async_llm.AsyncLLM, set by the runner
@@ -74,12 +75,13 @@ class VllmDriver:
         self._submit_scheduled = False
 
     # -- the runner's hooks -----------------------------------------------------------------------
+    @abstractmethod
     def completed(self, job: Job) -> None:
-        raise NotImplementedError
+        """A job finished (the codec stage, the request's task or a failure): the runner counts it once."""
 
+    @abstractmethod
     def _engine_failed(self) -> bool:
         """Called when a request fails: True if the engine itself failed (and the runner has said so)."""
-        raise NotImplementedError
 
     def _count(self, key: str, value: int = 1) -> None:
         with self._lock:

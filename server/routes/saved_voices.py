@@ -8,6 +8,7 @@ route and inside mixes; see README.md (Custom voices).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -58,16 +59,7 @@ class VoiceDetails(BaseModel):
 
     @classmethod
     def of(cls, engine: Engine, voice: Voice) -> VoiceDetails:
-        return cls(
-            id=voice.id,
-            model=engine.model_id,
-            name=voice.name,
-            kind=voice.kind,
-            language=voice.language,
-            gender=voice.gender,
-            description=voice.description,
-            source=voice.source,
-        )
+        return cls(model=engine.model_id, **dataclasses.asdict(voice))
 
 
 class DeletedVoice(BaseModel):
